@@ -1,0 +1,55 @@
+"""Data sets through torchvision, held as uint8 tensors; batches made on the fly.
+
+A batch is a shuffled index slice of the uint8 images, turned to float and
+normalised in one vectorised step: no per-sample PIL transform in the hot loop.
+"""
+
+from pathlib import Path
+
+import torch
+from torchvision import datasets
+
+# name -> (torchvision class, folder under the data dir, mean, std of the training pixels)
+SOURCES = {
+    "mnist": (datasets.MNIST, "MNIST", 0.1307, 0.3081),
+    "fashion_mnist": (datasets.FashionMNIST, "FashionMNIST", 0.2860, 0.3530),
+}
+RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+class DataError(RuntimeError):
+    """The data set is neither on disk nor downloadable; the message says where to put it."""
+
+
+def load(name, data_dir, train):
+    """-> (images uint8 (N, 28, 28), labels int64 (N,)), downloading if online."""
+    cls, folder, _, _ = SOURCES[name]
+    try:
+        ds = cls(root=str(data_dir), train=train, download=True)
+    except Exception as exc:  # torchvision raises several kinds when offline
+        raw = Path(data_dir).resolve() / folder / "raw"
+        raise DataError(
+            f"Could not load {name} from {raw} and could not download it ({exc}). "
+            f"If you are offline, put the four files {', '.join(RAW_FILES)} "
+            f"(or their .gz versions) in {raw}."
+        ) from None
+    return ds.data, ds.targets.long()
+
+
+def normalise(images, name):
+    """uint8 (B, 28, 28) on any device -> float (B, 1, 28, 28) with the data set's mean/std."""
+    _, _, mean, std = SOURCES[name]
+    return images.unsqueeze(1).float().mul_(1 / (255 * std)).sub_(mean / std)
+
+
+def batches(images, labels, batch_size, generator=None):
+    """Yield (uint8 images, labels) of shuffled batches covering the set once."""
+    order = torch.randperm(len(images), generator=generator).to(images.device)
+    for start in range(0, len(images), batch_size):
+        idx = order[start : start + batch_size]
+        yield images[idx], labels[idx]

@@ -1,0 +1,43 @@
+"""The CNN a RunConfig describes, and facts about its size.
+
+Rule: each conv k x k (same padding) -> ReLU, with a 2x2 max-pool after the
+first two conv layers, then flatten -> linear to 10 classes. Default model A
+(16-32-64, k=3) is the classic 3-layer CNN whose head is 7x7x64 -> 10.
+"""
+
+from torch import nn
+
+IMAGE_SIDE, CLASSES = 28, 10
+POOLED_LAYERS = 2  # max-pool after this many first conv layers
+
+
+def build_model(cfg):
+    layers, in_ch = [], 1
+    for i, out_ch in enumerate(cfg.channels):
+        layers += [nn.Conv2d(in_ch, out_ch, cfg.kernel_size, padding=cfg.kernel_size // 2), nn.ReLU()]
+        if i < POOLED_LAYERS:
+            layers.append(nn.MaxPool2d(2))
+        in_ch = out_ch
+    side = head_side(cfg)
+    layers += [nn.Flatten(), nn.Linear(in_ch * side * side, CLASSES)]
+    return nn.Sequential(*layers)
+
+
+def head_side(cfg):
+    """Side of the last feature map: 28 halved once per pooled layer."""
+    return IMAGE_SIDE >> min(len(cfg.channels), POOLED_LAYERS)
+
+
+def param_count(cfg):
+    """Weights + biases, worked out from the config without building the model."""
+    total, in_ch, k = 0, 1, cfg.kernel_size
+    for out_ch in cfg.channels:
+        total += out_ch * (in_ch * k * k + 1)
+        in_ch = out_ch
+    return total + CLASSES * (in_ch * head_side(cfg) ** 2 + 1)
+
+
+def conv_layers(model):
+    """(name, module) of each conv layer, in order, named conv1, conv2, ..."""
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    return [(f"conv{i + 1}", m) for i, m in enumerate(convs)]

@@ -1,0 +1,195 @@
+"""Run manager: one worker process per run, stop, and the history late joiners need.
+
+It uses plain subprocess and threading. Under eventlet's monkey-patching (the
+server) these become green, so reading a worker's pipe never blocks the hub;
+from the command line they are ordinary threads.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from .config import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+ENDED = ("finished", "stopped", "failed")
+ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")  # ids never name a path
+STOP_GRACE = 0.5  # seconds a worker gets to end by SIGTERM before SIGKILL
+
+
+class UnknownRun(LookupError):
+    """No run has that id."""
+
+
+class Run:
+    def __init__(self, run_id, config, mode):
+        self.id, self.config, self.mode = run_id, config, mode
+        self.status, self.error = "queued", None
+        self.created = time.time()
+        self.info = {}  # what the worker reported at run_started and run_finished
+        self.metrics = {"batch": [], "epoch": [], "gradients": []}
+        self.proc = None
+
+    def summary(self, metrics=True):
+        out = {"id": self.id, "config": self.config.to_dict(), "mode": self.mode, "status": self.status,
+               "error": self.error, "created": self.created, "info": self.info}
+        if metrics:
+            out["metrics"] = self.metrics
+        return out
+
+
+class RunManager:
+    def __init__(self, data_dir, runs_dir, device="auto", listener=None, cores=None):
+        self.data_dir, self.runs_dir, self.device = str(data_dir), Path(runs_dir), device
+        self.listener = listener or (lambda name, payload: None)
+        self.cores = cores or os.cpu_count() or 1
+        self.runs = {}
+        self.lock = threading.Lock()
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self._load_saved()
+
+    # ---- queries -------------------------------------------------------
+    def get(self, run_id):
+        run = self.runs.get(run_id) if isinstance(run_id, str) and ID_PATTERN.match(run_id) else None
+        if run is None:
+            raise UnknownRun(f"run_id: no run with id {run_id!r}; GET /api/runs lists the runs")
+        return run
+
+    def newest_first(self):
+        return sorted(self.runs.values(), key=lambda r: r.created, reverse=True)
+
+    def weights_path(self, run_id):
+        return self.runs_dir / run_id / "weights.pt"
+
+    def active(self):
+        return [r for r in self.runs.values() if r.status in ("queued", "running")]
+
+    # ---- actions -------------------------------------------------------
+    def start(self, configs, mode="parallel"):
+        if mode not in ("parallel", "sequential"):
+            raise ConfigError("mode", "must be parallel or sequential")
+        runs = []
+        for offset, cfg in enumerate(configs):
+            run = Run(uuid.uuid4().hex[:12], cfg, mode)
+            run.created += offset * 1e-6  # keeps the given order when sorting by time
+            (self.runs_dir / run.id).mkdir(parents=True)
+            self.runs[run.id] = run
+            runs.append(run)
+        if mode == "parallel":
+            threads = max(1, self.cores // max(1, len(self.active())))
+            for run in runs:
+                self._launch(run, threads)
+        else:
+            threading.Thread(target=self._one_after_another, args=(runs,), daemon=True).start()
+        return runs
+
+    def stop(self, run_id):
+        """Ends the run's worker; returns once the process is gone. History is kept."""
+        run = self.get(run_id)
+        with self.lock:
+            if run.status in ENDED:
+                return run
+            run.status = "stopped"  # from here on, lines still in the pipe are dropped
+        if run.proc is not None:
+            run.proc.terminate()
+            try:
+                run.proc.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                run.proc.kill()
+                run.proc.wait()
+        self._save(run)
+        self.listener("run_stopped", {"run_id": run.id})
+        return run
+
+    def stop_all(self):
+        for run in self.active():
+            self.stop(run.id)
+
+    # ---- workers -------------------------------------------------------
+    def _one_after_another(self, runs):
+        for run in runs:
+            if run.status == "queued":
+                self._launch(run, self.cores).join()
+
+    def _launch(self, run, threads):
+        spec = {"config": run.config.to_dict(), "data_dir": self.data_dir, "device": self.device,
+                "threads": threads, "weights_path": str(self.weights_path(run.id))}
+        log = open(self.runs_dir / run.id / "worker.log", "wb")
+        run.proc = subprocess.Popen(
+            [sys.executable, "-m", "cnn.worker", json.dumps(spec)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+        )
+        log.close()
+        reader = threading.Thread(target=self._read, args=(run,), daemon=True)
+        reader.start()
+        return reader
+
+    def _read(self, run):
+        for line in run.proc.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue  # not an event; the worker sends stray output to its log
+            self._handle(run, message.pop("event", None), message)
+        run.proc.wait()
+        with self.lock:
+            if run.status in ENDED:
+                return
+            run.status = "failed"
+            run.error = self._crash_reason(run)
+        self._save(run)
+        self.listener("run_failed", {"run_id": run.id, "error": run.error})
+
+    def _crash_reason(self, run):
+        code = run.proc.returncode
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        tail = (self.runs_dir / run.id / "worker.log").read_text(errors="replace").strip().splitlines()
+        return f"The training process {how}" + (f": {tail[-1]}" if tail else ".")
+
+    def _handle(self, run, name, payload):
+        with self.lock:
+            if run.status in ENDED:
+                return
+            if name in run.metrics:
+                run.metrics[name].append(payload)
+            elif name == "run_started":
+                run.status = "running"
+                run.info.update(payload)
+            elif name == "run_finished":
+                run.status = "finished"
+                run.info.update(payload)
+            elif name == "run_failed":
+                run.status, run.error = "failed", payload.get("error")
+            else:
+                return
+        if run.status in ENDED:
+            self._save(run)
+        self.listener(name, {"run_id": run.id, **payload})
+
+    # ---- persistence ---------------------------------------------------
+    def _save(self, run):
+        path = self.runs_dir / run.id / "run.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(run.summary()))
+        os.replace(tmp, path)
+
+    def _load_saved(self):
+        from .config import validate
+
+        for path in self.runs_dir.glob("*/run.json"):
+            try:
+                saved = json.loads(path.read_text())
+                run = Run(saved["id"], validate(saved["config"]), saved.get("mode", "parallel"))
+            except (ValueError, KeyError, ConfigError):
+                continue  # a damaged record is skipped, not fatal
+            if not ID_PATTERN.match(run.id):
+                continue
+            run.status, run.error = saved["status"], saved.get("error")
+            run.created, run.info, run.metrics = saved["created"], saved["info"], saved["metrics"]
+            self.runs[run.id] = run

@@ -1,0 +1,57 @@
+"""One run's OS process: `python -m cnn.worker '<spec json>'`.
+
+Events go out as JSON lines on the descriptor that was stdout; stray prints of
+any library are sent to stderr so they cannot corrupt that stream. The worker
+exits when its parent goes (stdin closes, or the parent-death signal on Linux).
+"""
+
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+
+
+def _die_with_parent():
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def watch_stdin():  # the parent holds our stdin open; EOF means it is gone
+        while sys.stdin.buffer.read(1):
+            pass
+        os._exit(0)
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+
+
+def main(argv):
+    spec = json.loads(argv[1])
+    events = os.fdopen(os.dup(1), "w", buffering=1)  # line-buffered: one event per line, sent at once
+    os.dup2(2, 1)
+    _die_with_parent()
+
+    def emit(name, payload):
+        events.write(json.dumps({"event": name, **payload}) + "\n")
+
+    import torch
+
+    from .config import validate
+    from .train import Trainer
+
+    torch.set_num_threads(max(1, int(spec.get("threads", 1))))
+    try:
+        cfg = validate(spec["config"])
+        Trainer(cfg, spec["data_dir"], spec.get("device", "auto"), emit,
+                weights_path=spec.get("weights_path")).run()
+    except Exception as exc:  # report every failure as a fact; the server decides what to show
+        traceback.print_exc()  # the full story goes to the run's log, a sentence to the user
+        emit("run_failed", {"error": str(exc) or type(exc).__name__})
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main(sys.argv)

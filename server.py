@@ -1,0 +1,33 @@
+"""Starts CNN Playground: python server.py [--host H] [--port P] [--data-dir D] [--device D]."""
+
+import eventlet
+
+eventlet.monkey_patch()  # first, before anything imports socket or threading
+
+import argparse  # noqa: E402
+import atexit  # noqa: E402
+import os  # noqa: E402
+
+import torch  # noqa: E402
+
+from web import create_app  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Train two CNNs side by side in your browser.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--data-dir", default=os.environ.get("CNN_DATA_DIR", "data"),
+                        help="where MNIST / Fashion-MNIST live or are downloaded to (env CNN_DATA_DIR)")
+    parser.add_argument("--runs-dir", default="runs", help="where run records and weights are kept")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # the server only predicts; the cores belong to the workers
+    app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "DEVICE": args.device})
+    atexit.register(app.extensions["runs"].stop_all)
+    print(f"CNN Playground on http://{args.host}:{args.port}  (data: {os.path.abspath(args.data_dir)})", flush=True)
+    app.extensions["socketio"].run(app, host=args.host, port=args.port, log_output=False)
+
+
+if __name__ == "__main__":
+    main()

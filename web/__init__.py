@@ -1,0 +1,58 @@
+"""The web face of the engine: create_app() wires REST routes and Socket.IO to a RunManager."""
+
+import os
+from pathlib import Path
+
+from flask import Flask, jsonify, request
+from flask_socketio import SocketIO
+from werkzeug.exceptions import HTTPException
+
+from cnn.infer import Predictor
+from cnn.runs import RunManager
+
+from . import api, live
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config=None):
+    app = Flask(__name__, root_path=str(ROOT), static_folder="static", template_folder="templates")
+    app.config.from_mapping(
+        DATA_DIR=os.environ.get("CNN_DATA_DIR", "data"),
+        RUNS_DIR="runs",
+        DEVICE="auto",
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # a 28x28 drawing is a few KiB
+    )
+    if test_config:
+        app.config.update(test_config)
+    socketio = SocketIO(app)
+    app.extensions["runs"] = RunManager(
+        app.config["DATA_DIR"], app.config["RUNS_DIR"], app.config["DEVICE"],
+        listener=lambda name, payload: socketio.emit(name, payload),
+    )
+    app.extensions["predictor"] = Predictor()
+    app.register_blueprint(api.bp)
+    live.register(socketio, app)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        if not request.path.startswith("/api/"):
+            return exc
+        return jsonify(error=_sentence(exc)), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):  # never a stack trace to the client; the log keeps it
+        app.logger.exception("unexpected error")
+        return jsonify(error="The server hit an unexpected error; the run data is safe. See the server log."), 500
+
+    return app
+
+
+def _sentence(exc):
+    if exc.code == 404:
+        return f"No such address: {request.path}. The API lives under /api/runs and /api/predict."
+    if exc.code == 405:
+        return f"{request.method} is not allowed on {request.path}."
+    if exc.code == 413:
+        return "body: too large; a request body may be at most 2 MiB."
+    return exc.description

@@ -1,0 +1,110 @@
+"""REST routes under /api. Every bad input answers 4xx with {"error": sentence}."""
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+
+from cnn.config import DEFAULT_B, ConfigError, validate
+from cnn.infer import NoWeights, parse_image
+from cnn.models import param_count
+from cnn.runs import UnknownRun
+
+bp = Blueprint("api", __name__)
+MAX_PREDICT_RUNS = 8
+
+
+def runs():
+    return current_app.extensions["runs"]
+
+
+def body():
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ConfigError("body", "must be a JSON object sent with Content-Type: application/json")
+    return data
+
+
+def model_configs(data):
+    models = data.get("models")
+    if not isinstance(models, list) or not 1 <= len(models) <= 2:
+        raise ConfigError("models", "must be a list of one or two model configs")
+    configs = []
+    for i, raw in enumerate(models):
+        try:
+            configs.append(validate(raw, DEFAULT_B if i == 1 else None))
+        except ConfigError as exc:
+            raise ConfigError(f"models[{i}].{exc.field}", str(exc).split(": ", 1)[1]) from None
+    return configs
+
+
+@bp.errorhandler(ConfigError)
+def bad_input(exc):
+    return jsonify(error=str(exc), field=exc.field), 400
+
+
+@bp.errorhandler(UnknownRun)
+def unknown_run(exc):
+    return jsonify(error=exc.args[0]), 404
+
+
+@bp.errorhandler(NoWeights)
+def no_weights(exc):
+    return jsonify(error=exc.args[0]), 409
+
+
+@bp.get("/")
+def index():
+    return render_template("index.html")
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    return current_app.send_static_file("favicon.svg")
+
+
+@bp.post("/api/runs")
+def start_runs():
+    data = body()
+    unknown = sorted(set(data) - {"mode", "models"})
+    if unknown:
+        raise ConfigError(unknown[0], "is not understood; send mode and models")
+    configs = model_configs(data)
+    started = runs().start(configs, data.get("mode", "parallel"))
+    return jsonify(runs=[{"id": r.id, "config": r.config.to_dict()} for r in started]), 202
+
+
+@bp.get("/api/runs")
+def list_runs():
+    return jsonify(runs=[r.summary(metrics=False) for r in runs().newest_first()])
+
+
+@bp.get("/api/runs/<run_id>")
+def get_run(run_id):
+    return jsonify(runs().get(run_id).summary())
+
+
+@bp.post("/api/runs/<run_id>/stop")
+def stop_run(run_id):
+    return jsonify(runs().stop(run_id).summary(metrics=False))
+
+
+@bp.post("/api/models/check")
+def check_model():
+    """Validates one config (as the page types it) and tells its parameter count."""
+    data = body()
+    cfg = validate(data.get("config"), DEFAULT_B if data.get("slot") == "b" else None)
+    return jsonify(config=cfg.to_dict(), params=param_count(cfg))
+
+
+@bp.post("/api/predict")
+def predict():
+    data = body()
+    image = parse_image(data.get("image"))
+    ids = data.get("runs")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_PREDICT_RUNS:
+        raise ConfigError("runs", f"must be a list of 1 to {MAX_PREDICT_RUNS} run ids")
+    manager, predictor = runs(), current_app.extensions["predictor"]
+    out = []
+    for run_id in ids:
+        run = manager.get(run_id)
+        probs = predictor.probabilities(run, manager.weights_path(run.id), image[None])[0]
+        out.append({"run_id": run.id, "label": int(probs.argmax()), "probs": probs.tolist()})
+    return jsonify(predictions=out)
