@@ -17,8 +17,11 @@ def main():
     parser = argparse.ArgumentParser(description="Train two CNNs side by side in your browser.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--data-dir", default=os.environ.get("CNN_DATA_DIR", "data"),
-                        help="where MNIST / Fashion-MNIST live or are downloaded to (env CNN_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("CNN_DATA_DIR", "data"),
+        help="where MNIST / Fashion-MNIST live or are downloaded to (env CNN_DATA_DIR)",
+    )
     parser.add_argument("--runs-dir", default="runs", help="where run records and weights are kept")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     args = parser.parse_args()

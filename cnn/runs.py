@@ -37,8 +37,15 @@ class Run:
         self.proc = None
 
     def summary(self, metrics=True):
-        out = {"id": self.id, "config": self.config.to_dict(), "mode": self.mode, "status": self.status,
-               "error": self.error, "created": self.created, "info": self.info}
+        out = {
+            "id": self.id,
+            "config": self.config.to_dict(),
+            "mode": self.mode,
+            "status": self.status,
+            "error": self.error,
+            "created": self.created,
+            "info": self.info,
+        }
         if metrics:
             out["metrics"] = self.metrics
         return out
@@ -118,12 +125,20 @@ class RunManager:
                 self._launch(run, self.cores).join()
 
     def _launch(self, run, threads):
-        spec = {"config": run.config.to_dict(), "data_dir": self.data_dir, "device": self.device,
-                "threads": threads, "weights_path": str(self.weights_path(run.id))}
+        spec = {
+            "config": run.config.to_dict(),
+            "data_dir": self.data_dir,
+            "device": self.device,
+            "threads": threads,
+            "weights_path": str(self.weights_path(run.id)),
+        }
         log = open(self.runs_dir / run.id / "worker.log", "wb")
         run.proc = subprocess.Popen(
             [sys.executable, "-m", "cnn.worker", json.dumps(spec)],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
         )
         log.close()
         reader = threading.Thread(target=self._read, args=(run,), daemon=True)

@@ -112,8 +112,17 @@ def gradient_flow(model):
 class Trainer:
     """Trains one model from a RunConfig; state is exposed, events go out through emit."""
 
-    def __init__(self, cfg, data_dir, device="auto", emit=None, should_stop=None, weights_path=None,
-                 snapshot_seconds=2.0, batch_hz=20.0):
+    def __init__(
+        self,
+        cfg,
+        data_dir,
+        device="auto",
+        emit=None,
+        should_stop=None,
+        weights_path=None,
+        snapshot_seconds=2.0,
+        batch_hz=20.0,
+    ):
         self.cfg, self.data_dir = cfg, data_dir
         self.device = pick_device(device)
         self.emit = emit or (lambda name, payload: None)
@@ -146,11 +155,19 @@ class Trainer:
         optimizer = make_optimizer(cfg, model.parameters())
         shuffle = torch.Generator().manual_seed(cfg.seed)
         steps = -(-len(images) // cfg.batch_size)
-        self.emit("run_started", {
-            "device": dev.type, "precision": "bf16" if self.bf16 else "fp32",
-            "params": param_count(cfg), "train_samples": len(images), "test_samples": len(test_images),
-            "steps_per_epoch": steps, "epochs": cfg.epochs, "threads": torch.get_num_threads(),
-        })
+        self.emit(
+            "run_started",
+            {
+                "device": dev.type,
+                "precision": "bf16" if self.bf16 else "fp32",
+                "params": param_count(cfg),
+                "train_samples": len(images),
+                "test_samples": len(test_images),
+                "steps_per_epoch": steps,
+                "epochs": cfg.epochs,
+                "threads": torch.get_num_threads(),
+            },
+        )
         self.last_snapshot = time.perf_counter()
         for epoch in range(1, cfg.epochs + 1):
             loss, acc, seconds = self.train_epoch(model, optimizer, images, labels, shuffle, epoch, steps)
@@ -159,17 +176,30 @@ class Trainer:
             started = time.perf_counter()
             test_loss, test_acc = evaluate(model, test_images, test_labels, cfg.dataset, self.autocast)
             self.snapshot(model)
-            self.emit("epoch", {
-                "epoch": epoch, "train_loss": loss, "train_acc": acc, "test_loss": test_loss,
-                "test_acc": test_acc, "seconds": seconds, "eval_seconds": time.perf_counter() - started,
-                "samples_seen": self.samples_seen,
-            })
+            self.emit(
+                "epoch",
+                {
+                    "epoch": epoch,
+                    "train_loss": loss,
+                    "train_acc": acc,
+                    "test_loss": test_loss,
+                    "test_acc": test_acc,
+                    "seconds": seconds,
+                    "eval_seconds": time.perf_counter() - started,
+                    "samples_seen": self.samples_seen,
+                },
+            )
         self.model = model
         if not self.stopped:
-            self.emit("run_finished", {
-                "epochs": cfg.epochs, "samples_seen": self.samples_seen, "train_seconds": self.train_seconds,
-                "peak_memory_bytes": peak_memory_bytes(dev),
-            })
+            self.emit(
+                "run_finished",
+                {
+                    "epochs": cfg.epochs,
+                    "samples_seen": self.samples_seen,
+                    "train_seconds": self.train_seconds,
+                    "peak_memory_bytes": peak_memory_bytes(dev),
+                },
+            )
         return model
 
     def snapshot(self, model):
@@ -210,15 +240,29 @@ class Trainer:
             epoch_n += n
             self.samples_seen += n
             if step % GRADIENT_EVERY == 1:
-                self.emit("gradients", {"samples_seen": self.samples_seen, "layers": names,
-                                        "mean_abs": means.tolist(), "max_abs": maxes.tolist()})
+                self.emit(
+                    "gradients",
+                    {
+                        "samples_seen": self.samples_seen,
+                        "layers": names,
+                        "mean_abs": means.tolist(),
+                        "max_abs": maxes.tolist(),
+                    },
+                )
             now = time.perf_counter()
             if step == steps or now - window_start >= self.min_gap:
-                self.emit("batch", {
-                    "epoch": epoch, "step": step, "steps": steps, "samples_seen": self.samples_seen,
-                    "loss": window_loss.item() / window_n, "acc": window_correct.item() / window_n,
-                    "samples_per_s": window_n / max(now - window_start, 1e-9),
-                })
+                self.emit(
+                    "batch",
+                    {
+                        "epoch": epoch,
+                        "step": step,
+                        "steps": steps,
+                        "samples_seen": self.samples_seen,
+                        "loss": window_loss.item() / window_n,
+                        "acc": window_correct.item() / window_n,
+                        "samples_per_s": window_n / max(now - window_start, 1e-9),
+                    },
+                )
                 window_loss.zero_()
                 window_correct.zero_()
                 window_n = 0

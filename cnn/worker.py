@@ -45,8 +45,7 @@ def main(argv):
     torch.set_num_threads(max(1, int(spec.get("threads", 1))))
     try:
         cfg = validate(spec["config"])
-        Trainer(cfg, spec["data_dir"], spec.get("device", "auto"), emit,
-                weights_path=spec.get("weights_path")).run()
+        Trainer(cfg, spec["data_dir"], spec.get("device", "auto"), emit, weights_path=spec.get("weights_path")).run()
     except Exception as exc:  # report every failure as a fact; the server decides what to show
         traceback.print_exc()  # the full story goes to the run's log, a sentence to the user
         emit("run_failed", {"error": str(exc) or type(exc).__name__})

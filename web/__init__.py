@@ -27,7 +27,9 @@ def create_app(test_config=None):
         app.config.update(test_config)
     socketio = SocketIO(app)
     app.extensions["runs"] = RunManager(
-        app.config["DATA_DIR"], app.config["RUNS_DIR"], app.config["DEVICE"],
+        app.config["DATA_DIR"],
+        app.config["RUNS_DIR"],
+        app.config["DEVICE"],
         listener=lambda name, payload: socketio.emit(name, payload),
     )
     app.extensions["predictor"] = Predictor()
