@@ -1,0 +1,90 @@
+"""Shared fixtures: the real data folder, and a real server on 127.0.0.1 in its own process."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("CNN_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+QUICK = {"train_samples": 1024, "epochs": 1, "batch_size": 64}  # a real run of a few seconds
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    if not (DATA_DIR / "MNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+        pytest.fail(f"MNIST not found under {DATA_DIR}; set CNN_DATA_DIR to the folder holding MNIST/raw")
+    return DATA_DIR
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Api:
+    """A thin requests wrapper around one running server."""
+
+    def __init__(self, url, process, runs_dir):
+        self.url, self.process, self.runs_dir = url, process, runs_dir
+
+    def get(self, path, **kw):
+        return requests.get(self.url + path, timeout=30, **kw)
+
+    def post(self, path, **kw):
+        return requests.post(self.url + path, timeout=30, **kw)
+
+    def start(self, models, mode="parallel"):
+        answer = self.post("/api/runs", json={"mode": mode, "models": models})
+        assert answer.status_code == 202, answer.text
+        return [r["id"] for r in answer.json()["runs"]]
+
+    def wait(self, run_id, statuses=("finished", "stopped", "failed"), timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            run = self.get(f"/api/runs/{run_id}").json()
+            if run["status"] in statuses:
+                return run
+            time.sleep(0.2)
+        raise AssertionError(f"run {run_id} still {run['status']} after {timeout}s")
+
+
+def start_server(data_dir, runs_dir, log_path):
+    port = free_port()
+    log = open(log_path, "wb")
+    cmd = [sys.executable, "server.py", "--port", str(port), "--data-dir", str(data_dir), "--runs-dir", str(runs_dir)]
+    process = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    api = Api(f"http://127.0.0.1:{port}", process, runs_dir)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {Path(log_path).read_text()[-2000:]}")
+        try:
+            if api.get("/api/runs").status_code == 200:
+                return api
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not answer within 60 s")
+
+
+def stop_server(api):
+    api.process.terminate()
+    try:
+        api.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        api.process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(data_dir, tmp_path_factory):
+    """One real server for the session; tests use the run ids they create."""
+    tmp = tmp_path_factory.mktemp("server")
+    api = start_server(data_dir, tmp / "runs", tmp / "server.log")
+    yield api
+    stop_server(api)
