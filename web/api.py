@@ -2,13 +2,15 @@
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from cnn.config import DEFAULT_B, ConfigError, validate
+from cnn import data
+from cnn.config import DATASETS, DEFAULT_B, ConfigError, validate
 from cnn.infer import NoWeights, parse_image
 from cnn.models import param_count
 from cnn.runs import UnknownRun
 
 bp = Blueprint("api", __name__)
 MAX_PREDICT_RUNS = 8
+MAX_SAMPLES = 64
 
 
 def runs():
@@ -43,6 +45,11 @@ def bad_input(exc):
 @bp.errorhandler(UnknownRun)
 def unknown_run(exc):
     return jsonify(error=exc.args[0]), 404
+
+
+@bp.errorhandler(data.DataError)
+def data_missing(exc):
+    return jsonify(error=str(exc)), 503
 
 
 @bp.errorhandler(NoWeights)
@@ -108,3 +115,24 @@ def predict():
         probs = predictor.probabilities(run, manager.weights_path(run.id), image[None])[0]
         out.append({"run_id": run.id, "label": int(probs.argmax()), "probs": probs.tolist()})
     return jsonify(predictions=out)
+
+
+@bp.get("/api/samples")
+def samples():
+    """The first `count` test images of a data set, for the page's prediction grid."""
+    name = request.args.get("dataset", "mnist")
+    if name not in DATASETS:
+        raise ConfigError("dataset", "must be one of " + ", ".join(DATASETS))
+    count = request.args.get("count", "16")
+    if not count.isdigit() or not 1 <= int(count) <= MAX_SAMPLES:
+        raise ConfigError("count", f"must be a whole number from 1 to {MAX_SAMPLES}")
+    images, labels = test_set(name)
+    picked = images[: int(count)].float().div(255)
+    return jsonify(images=picked.tolist(), labels=labels[: int(count)].tolist())
+
+
+def test_set(name):
+    cache = current_app.extensions.setdefault("test_sets", {})
+    if name not in cache:
+        cache[name] = data.load(name, current_app.config["DATA_DIR"], train=False)
+    return cache[name]
