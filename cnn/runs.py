@@ -168,6 +168,7 @@ class RunManager:
         return f"The training process {how}" + (f": {tail[-1]}" if tail else ".")
 
     def _handle(self, run, name, payload):
+        payload = {"run_id": run.id, **payload}  # stored as sent, so history replays like live events
         with self.lock:
             if run.status in ENDED:
                 return
@@ -185,7 +186,7 @@ class RunManager:
                 return
         if run.status in ENDED:
             self._save(run)
-        self.listener(name, {"run_id": run.id, **payload})
+        self.listener(name, payload)
 
     # ---- persistence ---------------------------------------------------
     def _save(self, run):

@@ -34,11 +34,14 @@ class Api:
     def __init__(self, url, process, runs_dir):
         self.url, self.process, self.runs_dir = url, process, runs_dir
 
+    def request(self, method, path, **kw):
+        return requests.request(method, self.url + path, timeout=30, **kw)
+
     def get(self, path, **kw):
-        return requests.get(self.url + path, timeout=30, **kw)
+        return self.request("get", path, **kw)
 
     def post(self, path, **kw):
-        return requests.post(self.url + path, timeout=30, **kw)
+        return self.request("post", path, **kw)
 
     def start(self, models, mode="parallel"):
         answer = self.post("/api/runs", json={"mode": mode, "models": models})

@@ -1,0 +1,86 @@
+"""Command line: python -m cnn train --config a.json [--config b.json] [--mode sequential].
+
+Progress bars go to stderr, every event to stdout as one JSON line.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+
+from tqdm import tqdm
+
+from .config import DEFAULT_B, ConfigError, validate
+from .runs import ENDED, RunManager
+
+
+def read_configs(paths):
+    configs = []
+    for i, path in enumerate(paths):
+        try:
+            with open(path) as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--config {path}: cannot read a JSON object ({exc})") from None
+        try:
+            configs.append(validate(raw, DEFAULT_B if i == 1 else None))
+        except ConfigError as exc:
+            raise SystemExit(f"--config {path}: {exc}") from None
+    return configs
+
+
+def train(args):
+    configs = read_configs(args.config)
+    bars, done = {}, threading.Event()
+    out_lock = threading.Lock()
+
+    def listener(name, payload):
+        with out_lock:
+            print(json.dumps({"event": name, **payload}), flush=True)
+            run_id = payload["run_id"]
+            if name == "run_started":
+                label = "-".join(map(str, manager.runs[run_id].config.channels))
+                total = payload["steps_per_epoch"] * payload["epochs"]
+                bars[run_id] = tqdm(total=total, desc=label, unit="batch", file=sys.stderr, position=len(bars))
+            elif name == "batch" and run_id in bars:
+                bar = bars[run_id]
+                bar.update((payload["epoch"] - 1) * payload["steps"] + payload["step"] - bar.n)
+                bar.set_postfix(loss=f"{payload['loss']:.3f}", acc=f"{payload['acc']:.3f}")
+            elif name == "run_failed":
+                print(f"run {run_id} failed: {payload['error']}", file=sys.stderr)
+            if all(r.status in ENDED for r in manager.runs.values()):
+                done.set()
+
+    runs_dir = args.runs_dir or tempfile.mkdtemp(prefix="cnn-runs-")
+    manager = RunManager(args.data_dir, runs_dir, args.device, listener)
+    manager.runs.clear()  # only this invocation's runs count
+    manager.start(configs, args.mode)
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        manager.stop_all()
+    for bar in bars.values():
+        bar.close()
+    failed = [r for r in manager.runs.values() if r.status == "failed"]
+    return 1 if failed else 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m cnn", description="Train CNNs from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one or two models and stream their metrics as JSON lines")
+    t.add_argument("--config", action="append", required=True, help="a JSON model config; give it once or twice")
+    t.add_argument("--mode", choices=["parallel", "sequential"], default="parallel")
+    t.add_argument("--data-dir", default=os.environ.get("CNN_DATA_DIR", "data"))
+    t.add_argument("--runs-dir", default=None, help="keep run records and weights here (default: a temp folder)")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    args = parser.parse_args(argv)
+    if len(args.config) > 2:
+        parser.error("--config: give one or two model configs")
+    return train(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The engine alone: real MNIST, real short training, no server."""
+
+import pytest
+
+from cnn.config import validate
+from cnn.train import Trainer
+
+
+def train(data_dir, tmp_path=None, **fields):
+    events = []
+    cfg = validate({"train_samples": 2048, "epochs": 2, **fields})
+    weights = str(tmp_path / "w.pt") if tmp_path else None
+    Trainer(cfg, data_dir, "cpu", lambda name, p: events.append((name, p)), weights_path=weights).run()
+    return events
+
+
+@pytest.fixture(scope="module")
+def run(data_dir, tmp_path_factory):
+    return train(data_dir, tmp_path_factory.mktemp("w"))
+
+
+def of(events, name):
+    return [p for n, p in events if n == name]
+
+
+def test_a_short_run_lowers_the_loss(run):
+    batches, epochs = of(run, "batch"), of(run, "epoch")
+    assert batches[-1]["loss"] < 0.6 * batches[0]["loss"]
+    assert epochs[1]["test_loss"] < epochs[0]["test_loss"]
+    assert epochs[1]["test_acc"] > 0.8
+
+
+def test_events_arrive_in_order_with_fractions(run):
+    names = [n for n, _ in run if n not in ("batch", "gradients")]
+    assert names == ["run_started", "epoch", "epoch", "run_finished"]
+    for p in of(run, "batch") + of(run, "epoch"):
+        assert all(0 <= p[k] <= 1 for k in p if k.endswith("acc"))
+
+
+def test_every_epoch_ends_with_its_last_batch(run):
+    batches = of(run, "batch")
+    steps = of(run, "run_started")[0]["steps_per_epoch"]
+    ends = [b for b in batches if b["step"] == steps]
+    assert [b["epoch"] for b in ends] == [1, 2]
+    assert batches[-1]["samples_seen"] == 2 * 2048
+
+
+def test_same_seed_same_run(data_dir):
+    first = of(train(data_dir, epochs=1, train_samples=512), "epoch")[0]
+    second = of(train(data_dir, epochs=1, train_samples=512), "epoch")[0]
+    assert first["test_loss"] == pytest.approx(second["test_loss"], rel=1e-4)
+
+
+def test_gradient_flow_covers_every_layer(run):
+    grads = of(run, "gradients")
+    assert grads and grads[0]["layers"] == ["conv1", "conv2", "conv3", "fc"]
+    assert all(m > 0 for g in grads for m in g["mean_abs"])
