@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 from cnn.infer import Predictor
 from cnn.runs import RunManager
 
-from . import api, live
+from . import api, assets, live
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +34,7 @@ def create_app(test_config=None):
     )
     app.extensions["predictor"] = Predictor()
     app.register_blueprint(api.bp)
+    app.register_blueprint(assets.bp)
     live.register(socketio, app)
 
     @app.errorhandler(HTTPException)

@@ -1,0 +1,122 @@
+// A curve chart overlaying models A and B: per-batch training as a thin line, per-epoch test as
+// markers joined by a bold line. Tiny API: reset(), addPoint(slot, kind, x, y), setters for the
+// view. Points are buffered and drawn at most once per animation frame with update("none");
+// the decimation plugin keeps tens of thousands of points smooth. Chart comes from
+// /vendor/chart.umd.js (a classic script, loaded before the modules).
+
+export const COLOURS = { a: "#2563eb", b: "#e8590c" }; // fixed: A blue, B orange
+const SLOTS = ["a", "b"], KINDS = ["batch", "epoch"];
+
+function alpha(hex, a) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${a})`;
+}
+
+export class CurveChart {
+  /** canvas: its aria-label names the chart; yTitle: axis title; percent: y in 0..100 */
+  constructor(canvas, { yTitle, percent = false }) {
+    this.canvas = canvas;
+    this.percent = percent;
+    this.series = {}; // "a.batch" -> [{x, y}], the chart's own arrays
+    const datasets = [];
+    for (const slot of SLOTS) {
+      for (const kind of KINDS) {
+        const data = (this.series[`${slot}.${kind}`] = []);
+        const bold = kind === "epoch";
+        datasets.push({
+          label: `${slot.toUpperCase()} ${bold ? "test" : "train"}`,
+          data,
+          borderColor: bold ? COLOURS[slot] : alpha(COLOURS[slot], 0.55),
+          backgroundColor: COLOURS[slot],
+          borderWidth: bold ? 3 : 1,
+          pointRadius: bold ? 4 : 0,
+          pointStyle: bold ? "circle" : "line",
+          pointHoverRadius: bold ? 6 : 3,
+          tension: 0,
+          order: bold ? 0 : 1, // test curves drawn on top
+        });
+      }
+    }
+    const css = getComputedStyle(document.documentElement);
+    const ink = css.getPropertyValue("--muted").trim() || "#666";
+    const grid = css.getPropertyValue("--grid").trim() || "rgba(128,128,128,0.2)";
+    const Chart = globalThis.Chart;
+    this.chart = new Chart(canvas, {
+      type: "line",
+      data: { datasets },
+      options: {
+        parsing: false, // data are {x, y} already; needed by decimation
+        normalized: true, // x values are sorted and unique per dataset
+        animation: false,
+        responsive: true,
+        maintainAspectRatio: false,
+        spanGaps: true,
+        interaction: { mode: "nearest", axis: "x", intersect: false },
+        scales: {
+          x: { type: "linear", title: { display: true, text: "samples seen", color: ink }, ticks: { color: ink }, grid: { color: grid } },
+          y: { type: "linear", title: { display: true, text: yTitle, color: ink }, ticks: { color: ink }, grid: { color: grid } },
+        },
+        plugins: {
+          decimation: { enabled: true, algorithm: "lttb", samples: 600 },
+          legend: { labels: { color: ink, boxWidth: 18, usePointStyle: true, sort: (a, b) => a.datasetIndex - b.datasetIndex } },
+          tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${this.format(c.parsed.y)}` } },
+        },
+      },
+    });
+    this.frame = 0;
+    this.publish();
+  }
+
+  format(y) {
+    return this.percent ? `${y.toFixed(2)}%` : y.toFixed(4);
+  }
+
+  reset() {
+    for (const data of Object.values(this.series)) data.length = 0;
+    this.schedule();
+  }
+
+  /** Adds one point; x must grow within a series (older or equal x is dropped). */
+  addPoint(slot, kind, x, y) {
+    const data = this.series[`${slot}.${kind}`];
+    if (data.length && x <= data[data.length - 1].x) return;
+    data.push({ x, y: this.percent ? y * 100 : y });
+    this.schedule();
+  }
+
+  setXTitle(text) {
+    this.chart.options.scales.x.title.text = text;
+    this.schedule();
+  }
+
+  /** [min, max] of the y axis, or null for automatic. */
+  setYRange(range) {
+    const y = this.chart.options.scales.y;
+    [y.min, y.max] = range ?? [undefined, undefined];
+    this.schedule();
+  }
+
+  count(slot) {
+    return KINDS.reduce((n, kind) => n + this.series[`${slot}.${kind}`].length, 0);
+  }
+
+  schedule() {
+    this.publish();
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.draw());
+  }
+
+  draw() {
+    this.frame = 0;
+    const datasets = this.chart.data.datasets;
+    let i = 0;
+    for (const slot of SLOTS) {
+      for (const kind of KINDS) datasets[i++].data = this.series[`${slot}.${kind}`]; // via decimation's setter
+    }
+    this.chart.update("none");
+  }
+
+  // Point counts as data attributes: what tests and curious users can read.
+  publish() {
+    for (const slot of SLOTS) this.canvas.dataset[`points${slot.toUpperCase()}`] = String(this.count(slot));
+  }
+}

@@ -1,0 +1,601 @@
+// The glue: panels, buttons, charts, progress, drawing and the test-image grid.
+// The server is the source of truth: the page rebuilds itself from `history` at any time.
+
+import * as api from "./api.js";
+import { canvasToMnist, DrawPad, paintImage } from "./canvas.js";
+import { CurveChart } from "./charts.js";
+import { CHOICES, DEFAULTS, FIELDS, paramCount, PRESETS, toFormValues, validate } from "./config.js";
+import { connect } from "./socket.js";
+
+const SLOTS = ["a", "b"];
+const ENDED = ["finished", "stopped", "failed"];
+const GROUP_SECONDS = 1; // runs created this close together were started as one pair
+const GRID_COUNT = 16;
+const $ = (selector, root = document) => root.querySelector(selector);
+
+const state = {
+  runs: { a: null, b: null }, // slot -> {id, config, status, error, info, batch: [], epoch: []}
+  xAxis: "samples",
+  buffered: new Map(), // run id not shown yet -> events that arrived for it
+  syncing: null,
+  samples: null, // {dataset, images, labels}
+};
+
+const panels = {}; // slot -> {root, inputs: {field: element}, messages: {field: element}, ...}
+const charts = {};
+let pad;
+
+// ---- panels ------------------------------------------------------------------------------
+
+function buildPanel(slot) {
+  const root = $(`#panel-${slot}`);
+  root.append($("#panel-template").content.cloneNode(true));
+  const panel = { root, inputs: {}, messages: {} };
+  for (const el of root.querySelectorAll("[data-name]")) {
+    const name = el.dataset.name;
+    el.id = `${slot}-${name}`;
+    el.name = `${slot}-${name}`;
+    const label = el.closest(".field").querySelector("label");
+    label.htmlFor = el.id;
+    if (name === "preset") continue;
+    panel.inputs[name] = el;
+    for (const value of CHOICES[name] ?? []) el.append(new Option(value, value));
+    const message = document.createElement("p");
+    message.className = "message field-message";
+    message.id = `${slot}-${name}-message`;
+    message.setAttribute("aria-live", "polite");
+    el.closest(".field").append(message);
+    el.setAttribute("aria-describedby", message.id);
+    panel.messages[name] = message;
+    el.addEventListener("input", () => checkPanel(slot));
+    el.addEventListener("change", () => checkPanel(slot));
+  }
+  const preset = $(`#${slot}-preset`);
+  for (const [key, p] of Object.entries(PRESETS)) preset.append(new Option(p.label, key));
+  preset.addEventListener("change", () => {
+    if (!preset.value) return;
+    setValues(slot, PRESETS[preset.value].values);
+    preset.value = "";
+  });
+  panel.params = $(".params", root);
+  panel.run = $(".run", root);
+  panel.status = $(".status", root);
+  panel.stop = $(".stop-one", root);
+  panel.stop.textContent = `Stop ${slot.toUpperCase()}`;
+  panel.stop.addEventListener("click", () => stopRuns([slot]));
+  panel.progress = $("progress", root);
+  panel.progress.setAttribute("aria-label", `Progress ${slot.toUpperCase()}`);
+  panel.progressText = $(".progress-text", root);
+  panel.runMessage = $(".run-message", root);
+  panel.log = $(".log", root);
+  panel.log.setAttribute("aria-label", `Epoch log ${slot.toUpperCase()}`);
+  panels[slot] = panel;
+  setValues(slot, DEFAULTS[slot]);
+}
+
+function setValues(slot, values) {
+  for (const [name, value] of Object.entries(values)) {
+    if (panels[slot].inputs[name]) panels[slot].inputs[name].value = value;
+  }
+  checkPanel(slot);
+}
+
+function readValues(slot) {
+  return Object.fromEntries(FIELDS.map((name) => [name, panels[slot].inputs[name].value]));
+}
+
+/** Validates a panel as typed, shows its messages and parameter count; config or null. */
+function checkPanel(slot) {
+  const panel = panels[slot];
+  const { config, errors } = validate(readValues(slot));
+  for (const name of FIELDS) showFieldError(slot, name, errors[name] ?? "");
+  panel.params.textContent = config ? `${paramCount(config).toLocaleString("en-US")} parameters` : "parameters: fix the marked field";
+  panel.params.dataset.params = config ? String(paramCount(config)) : "";
+  return config;
+}
+
+function showFieldError(slot, name, text) {
+  const panel = panels[slot];
+  panel.messages[name].textContent = text;
+  panel.inputs[name].setAttribute("aria-invalid", text ? "true" : "false");
+}
+
+// ---- train and stop ------------------------------------------------------------------------
+
+function say(text) {
+  $("#train-message").textContent = text;
+}
+
+async function train() {
+  say("");
+  const configs = SLOTS.map(checkPanel);
+  const bad = SLOTS.find((slot, i) => !configs[i]);
+  if (bad) {
+    say(`Model ${bad.toUpperCase()} has an invalid value; fix the marked field first. Nothing was sent.`);
+    panels[bad].root.querySelector("[aria-invalid=true]")?.focus();
+    return;
+  }
+  const button = $("#train");
+  button.disabled = true;
+  try {
+    const answer = await api.startRuns($("#mode").value, configs);
+    const runs = answer.runs.map((r) => ({ ...r, status: "queued", error: null, info: {}, metrics: { batch: [], epoch: [] } }));
+    adopt(runs);
+    say("");
+  } catch (err) {
+    showServerError(err);
+  } finally {
+    updateButtons();
+  }
+}
+
+/** A 400 names its field ("models[1].lr"): show it there; anything else by the Train button. */
+function showServerError(err) {
+  const match = /^models\[(\d)\]\.(\w+)$/.exec(err.field ?? "");
+  if (match && SLOTS[match[1]] && panels[SLOTS[match[1]]].inputs[match[2]]) {
+    const slot = SLOTS[match[1]];
+    showFieldError(slot, match[2], err.message.replace(/^models\[\d\]\./, ""));
+    say(`The server refused model ${slot.toUpperCase()}: ${err.message}`);
+  } else {
+    say(err.message);
+  }
+}
+
+async function stopRuns(slots) {
+  for (const slot of slots) {
+    const run = state.runs[slot];
+    if (!run || ENDED.includes(run.status)) continue;
+    panels[slot].stop.disabled = true;
+    api.stopRun(run.id).catch((err) => {
+      panels[slot].runMessage.textContent = err.message;
+      updateButtons();
+    });
+  }
+}
+
+function updateButtons() {
+  const active = SLOTS.filter((s) => state.runs[s] && !ENDED.includes(state.runs[s].status));
+  $("#stop").disabled = active.length === 0;
+  $("#train").disabled = active.length > 0;
+  $("#train").title = active.length ? "Stop the current runs first" : "";
+  for (const slot of SLOTS) panels[slot].stop.disabled = !active.includes(slot);
+}
+
+// ---- runs: adopt a pair, apply events ------------------------------------------------------
+
+/** The pair to show: the newest run and any run created with it, oldest first. */
+function newestGroup(runs) {
+  if (!runs.length) return [];
+  const newest = runs.reduce((a, b) => (b.created > a.created ? b : a));
+  return runs
+    .filter((r) => Math.abs(r.created - newest.created) < GROUP_SECONDS)
+    .sort((a, b) => a.created - b.created)
+    .slice(-2);
+}
+
+/** Shows these runs (full records as in GET /api/runs/<id>) in slots A and B, from scratch. */
+function adopt(runs) {
+  for (const slot of SLOTS) state.runs[slot] = null;
+  for (const chart of Object.values(charts)) chart.reset();
+  runs.forEach((r, i) => {
+    const slot = SLOTS[i];
+    const panel = panels[slot];
+    state.runs[slot] = { id: r.id, config: r.config, status: r.status, error: r.error, info: { ...r.info }, batch: [], epoch: [] };
+    panel.log.replaceChildren();
+    panel.runMessage.textContent = r.error ?? "";
+    setValues(slot, toFormValues(r.config));
+    for (const p of r.metrics?.batch ?? []) addBatch(slot, p);
+    for (const p of r.metrics?.epoch ?? []) addEpoch(slot, p, false);
+    for (const [name, payload] of state.buffered.get(r.id) ?? []) apply(name, payload);
+    state.buffered.delete(r.id);
+  });
+  for (const slot of SLOTS) {
+    if (!state.runs[slot]) {
+      panels[slot].log.replaceChildren();
+      panels[slot].runMessage.textContent = "";
+    }
+    renderRun(slot);
+  }
+  updateButtons();
+  scheduleGrid();
+}
+
+function slotOf(runId) {
+  return SLOTS.find((s) => state.runs[s]?.id === runId);
+}
+
+function apply(name, payload) {
+  const slot = slotOf(payload.run_id);
+  if (!slot) {
+    // a run this page does not show yet: started in another tab, or its answer is on the way
+    const list = state.buffered.get(payload.run_id) ?? [];
+    if (list.length < 2000) list.push([name, payload]);
+    state.buffered.set(payload.run_id, list);
+    scheduleSync();
+    return;
+  }
+  const run = state.runs[slot];
+  if (name === "batch") addBatch(slot, payload);
+  else if (name === "epoch") addEpoch(slot, payload, true);
+  else if (name === "run_started") {
+    Object.assign(run.info, payload);
+    if (!ENDED.includes(run.status)) run.status = "running";
+  } else if (name === "run_finished") {
+    Object.assign(run.info, payload);
+    run.status = "finished";
+  } else if (name === "run_stopped") run.status = "stopped";
+  else if (name === "run_failed") {
+    run.status = "failed";
+    run.error = payload.error;
+    panels[slot].runMessage.textContent = `Run failed: ${payload.error}`;
+  }
+  if (name !== "batch" && name !== "epoch") {
+    renderRun(slot);
+    updateButtons();
+  }
+}
+
+function scheduleSync() {
+  if (state.syncing) return;
+  state.syncing = setTimeout(async () => {
+    try {
+      const group = newestGroup((await api.listRuns()).runs);
+      const ids = group.map((r) => r.id);
+      const shown = SLOTS.map((s) => state.runs[s]?.id).filter(Boolean);
+      if (ids.length && ids.join() !== shown.join()) adopt(await Promise.all(ids.map(api.getRun)));
+    } catch (err) {
+      say(err.message);
+    } finally {
+      state.syncing = null;
+      for (const id of state.buffered.keys()) if (!slotOf(id)) state.buffered.delete(id); // not the newest pair
+    }
+  }, 150);
+}
+
+function xOf(kind, p) {
+  if (state.xAxis === "samples") return p.samples_seen;
+  return kind === "batch" ? p.epoch - 1 + p.step / p.steps : p.epoch;
+}
+
+function addBatch(slot, p) {
+  const run = state.runs[slot];
+  const last = run.batch[run.batch.length - 1];
+  if (last && p.samples_seen <= last.samples_seen) return; // already have it (replayed)
+  run.batch.push(p);
+  if (run.status === "queued") run.status = "running";
+  charts.loss.addPoint(slot, "batch", xOf("batch", p), p.loss);
+  charts.acc.addPoint(slot, "batch", xOf("batch", p), p.acc);
+  scheduleRender(slot);
+}
+
+function addEpoch(slot, p, live) {
+  const run = state.runs[slot];
+  const last = run.epoch[run.epoch.length - 1];
+  if (last && p.epoch <= last.epoch) return;
+  run.epoch.push(p);
+  charts.loss.addPoint(slot, "epoch", xOf("epoch", p), p.test_loss);
+  charts.acc.addPoint(slot, "epoch", xOf("epoch", p), p.test_acc);
+  logEpoch(slot, p);
+  if (live) scheduleGrid();
+}
+
+function replayCharts() {
+  for (const chart of Object.values(charts)) chart.reset();
+  for (const slot of SLOTS) {
+    const run = state.runs[slot];
+    if (!run) continue;
+    for (const p of run.batch) {
+      charts.loss.addPoint(slot, "batch", xOf("batch", p), p.loss);
+      charts.acc.addPoint(slot, "batch", xOf("batch", p), p.acc);
+    }
+    for (const p of run.epoch) {
+      charts.loss.addPoint(slot, "epoch", xOf("epoch", p), p.test_loss);
+      charts.acc.addPoint(slot, "epoch", xOf("epoch", p), p.test_acc);
+    }
+  }
+}
+
+// ---- progress and log ------------------------------------------------------------------------
+
+const renderPending = new Set();
+function scheduleRender(slot) {
+  if (!renderPending.size) requestAnimationFrame(() => {
+    for (const s of renderPending) renderRun(s);
+    renderPending.clear();
+  });
+  renderPending.add(slot);
+}
+
+function clock(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return "–";
+  const s = Math.round(seconds), m = Math.floor(s / 60);
+  return m >= 60 ? `${Math.floor(m / 60)}:${String(m % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}` : `${m}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function renderRun(slot) {
+  const panel = panels[slot], run = state.runs[slot];
+  if (!run) {
+    panel.run.dataset.status = "idle";
+    panel.status.textContent = "no run yet";
+    panel.progress.value = 0;
+    panel.progressText.textContent = "";
+    return;
+  }
+  panel.run.dataset.status = run.status;
+  panel.run.dataset.runId = run.id;
+  panel.status.textContent = `${run.status} · run ${run.id}`;
+  const epochs = run.info.epochs ?? run.config.epochs;
+  const perEpoch = run.info.train_samples ?? run.config.train_samples ?? 60000;
+  const total = epochs * perEpoch;
+  const p = run.batch[run.batch.length - 1];
+  const seen = p?.samples_seen ?? 0;
+  panel.progress.value = run.status === "finished" ? 1 : Math.min(1, seen / total);
+  if (run.status === "queued") panel.progressText.textContent = run.config && "waiting for its worker…";
+  else if (!p) panel.progressText.textContent = run.status === "running" ? "loading data…" : "";
+  else {
+    const rate = p.samples_per_s;
+    const left = run.status === "running" ? ` · ${clock((total - seen) / rate)} left` : "";
+    const parts = [`epoch ${p.epoch}/${epochs}`, `batch ${p.step}/${p.steps}`, `${Math.round(rate).toLocaleString("en-US")} samples/s`];
+    if (run.status === "finished" && run.info.train_seconds) parts.push(`trained in ${run.info.train_seconds.toFixed(1)} s`);
+    panel.progressText.textContent = parts.join(" · ") + left;
+  }
+}
+
+function pct(x) {
+  return `${(x * 100).toFixed(2)}%`;
+}
+
+function logEpoch(slot, p) {
+  const run = state.runs[slot];
+  const item = document.createElement("li");
+  const epochs = run.info.epochs ?? run.config.epochs;
+  item.textContent = `epoch ${p.epoch}/${epochs}: test acc ${pct(p.test_acc)}, loss ${p.test_loss.toFixed(4)} · train acc ${pct(p.train_acc)}, loss ${p.train_loss.toFixed(4)} · ${p.seconds.toFixed(1)} s`;
+  const log = panels[slot].log;
+  const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+  log.append(item);
+  if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+// ---- drawing and predictions ------------------------------------------------------------------
+
+/** Runs whose weights the server can use: it has reported training, or an epoch. */
+function predictable() {
+  return SLOTS.filter((s) => {
+    const run = state.runs[s];
+    return run && (run.epoch.length > 0 || (run.batch.length > 0 && run.status !== "queued"));
+  });
+}
+
+const predictState = { busy: false, again: false, last: 0 };
+let drawn = null; // the current 28x28 image, or null when the pad is empty
+
+function onDraw(final) {
+  drawn = pad.empty ? null : canvasToMnist(pad.canvas);
+  if (drawn) paintImage($("#preview"), drawn);
+  requestPredict(final);
+}
+
+function requestPredict(now = false) {
+  if (!drawn) return;
+  if (predictState.busy) {
+    predictState.again = true;
+    return;
+  }
+  const wait = now ? 0 : Math.max(0, 120 - (performance.now() - predictState.last)); // ~8 a second at most
+  predictState.busy = true;
+  setTimeout(runPredict, wait);
+}
+
+async function runPredict() {
+  predictState.last = performance.now();
+  const image = drawn;
+  const slots = predictable();
+  if (!slots.length) $("#verdict").textContent = "Train a model first; then its answer shows here.";
+  const answers = await Promise.all(slots.map((slot) => api.predict(image, [state.runs[slot].id]).then((a) => a.predictions[0], (err) => err)));
+  const labels = {};
+  slots.forEach((slot, i) => {
+    const answer = answers[i];
+    if (answer instanceof Error) showProbs(slot, null, answer.message);
+    else {
+      showProbs(slot, answer.probs);
+      labels[slot] = answer.label;
+    }
+  });
+  showVerdict(labels);
+  predictState.busy = false;
+  if (predictState.again) {
+    predictState.again = false;
+    requestPredict();
+  }
+}
+
+function buildProbs(slot) {
+  const box = $(`#probs-${slot}`);
+  const title = document.createElement("p");
+  title.className = "probs-title";
+  title.textContent = `Model ${slot.toUpperCase()}`;
+  box.append(title);
+  for (let d = 0; d < 10; d++) {
+    const row = document.createElement("div");
+    row.className = "prob-row";
+    row.innerHTML = `<span class="digit">${d}</span><span class="bar"><i></i></span><span class="value"></span><span class="mark" aria-hidden="true"></span>`;
+    box.append(row);
+  }
+  const note = document.createElement("p");
+  note.className = "probs-note";
+  box.append(note);
+}
+
+function showProbs(slot, probs, message = "") {
+  const box = $(`#probs-${slot}`);
+  const rows = box.querySelectorAll(".prob-row");
+  const best = probs ? probs.indexOf(Math.max(...probs)) : -1;
+  rows.forEach((row, d) => {
+    const p = probs ? probs[d] : 0;
+    $("i", row).style.width = `${(p * 100).toFixed(1)}%`;
+    $(".value", row).textContent = probs ? `${(p * 100).toFixed(1)}%` : "";
+    row.classList.toggle("best", d === best);
+  });
+  $(".probs-note", box).textContent = message;
+  if (probs) box.dataset.label = String(best);
+  else delete box.dataset.label;
+}
+
+function showVerdict(labels) {
+  const verdict = $("#verdict");
+  for (const slot of SLOTS) {
+    for (const row of $(`#probs-${slot}`).querySelectorAll(".prob-row")) {
+      row.classList.remove("disagree");
+      $(".mark", row).textContent = "";
+    }
+  }
+  const { a, b } = labels;
+  verdict.classList.remove("disagree");
+  if (a === undefined || b === undefined) {
+    const one = a ?? b;
+    if (one !== undefined) verdict.textContent = `Model ${a !== undefined ? "A" : "B"} reads ${one}.`;
+    return;
+  }
+  if (a === b) {
+    verdict.textContent = `Both read ${a}.`;
+    return;
+  }
+  verdict.textContent = `They disagree: A reads ${a}, B reads ${b}.`;
+  verdict.classList.add("disagree");
+  for (const [slot, d] of [["a", a], ["b", b]]) {
+    const row = $(`#probs-${slot}`).querySelectorAll(".prob-row")[d];
+    row.classList.add("disagree");
+    $(".mark", row).textContent = "≠";
+  }
+}
+
+function clearPad() {
+  pad.clear();
+  drawn = null;
+  paintImage($("#preview"), Array.from({ length: 28 }, () => new Array(28).fill(0)));
+  for (const slot of SLOTS) showProbs(slot, null);
+  showVerdict({});
+  $("#verdict").textContent = "Draw a digit to see both answers.";
+}
+
+// ---- the grid of 16 test images -----------------------------------------------------------------
+
+let gridTimer = null, gridBusy = false, gridAgain = false;
+function scheduleGrid() {
+  clearTimeout(gridTimer);
+  gridTimer = setTimeout(refreshGrid, 300);
+}
+
+async function loadSamples(dataset) {
+  if (state.samples?.dataset === dataset) return state.samples;
+  const answer = await api.samples(dataset, GRID_COUNT);
+  state.samples = { dataset, images: answer.images, labels: answer.labels };
+  const grid = $("#grid");
+  grid.replaceChildren();
+  answer.images.forEach((image, i) => {
+    const cell = document.createElement("figure");
+    cell.className = "cell";
+    cell.innerHTML = `<canvas width="28" height="28" aria-label="test image ${i + 1}, a ${answer.labels[i]}"></canvas><figcaption><span class="truth">${answer.labels[i]}</span><span class="guess" data-slot="a"></span><span class="guess" data-slot="b"></span></figcaption>`;
+    paintImage($("canvas", cell), image);
+    grid.append(cell);
+  });
+  return state.samples;
+}
+
+async function refreshGrid() {
+  if (gridBusy) {
+    gridAgain = true;
+    return;
+  }
+  gridBusy = true;
+  try {
+    const ready = (run) => run && (run.epoch.length > 0 || run.status === "finished");
+    // the images of the first model that can answer; a run that never trained says nothing
+    const dataset = SLOTS.map((s) => state.runs[s]).find(ready)?.config.dataset ?? "mnist";
+    const samples = await loadSamples(dataset);
+    $("#grid-message").textContent = "";
+    const cells = $("#grid").querySelectorAll(".cell");
+    for (const slot of SLOTS) {
+      const run = state.runs[slot];
+      const guesses = ready(run) ? await predictAll(samples.images, run.id) : null;
+      let right = 0;
+      cells.forEach((cell, i) => {
+        const span = $(`.guess[data-slot=${slot}]`, cell);
+        span.classList.remove("right", "wrong");
+        span.textContent = guesses ? `${slot.toUpperCase()}: ${guesses[i]}` : "";
+        if (guesses) {
+          const ok = guesses[i] === samples.labels[i];
+          right += ok;
+          span.classList.add(ok ? "right" : "wrong");
+        }
+      });
+      $("#grid").dataset[`right${slot.toUpperCase()}`] = guesses ? String(right) : "";
+    }
+  } catch (err) {
+    $("#grid-message").textContent = `Test images unavailable: ${err.message}`;
+  } finally {
+    gridBusy = false;
+    if (gridAgain) {
+      gridAgain = false;
+      scheduleGrid();
+    }
+  }
+}
+
+/** Labels for each image from one run; a few requests at a time. */
+async function predictAll(images, runId) {
+  const out = new Array(images.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < images.length) {
+      const i = next++;
+      out[i] = (await api.predict(images[i], [runId])).predictions[0].label;
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  return out;
+}
+
+// ---- start -------------------------------------------------------------------------------------
+
+function start() {
+  for (const slot of SLOTS) {
+    buildPanel(slot);
+    buildProbs(slot);
+  }
+  charts.loss = new CurveChart($("#loss-chart"), { yTitle: "loss" });
+  charts.acc = new CurveChart($("#acc-chart"), { yTitle: "accuracy (%)", percent: true });
+  pad = new DrawPad($("#pad"), onDraw);
+  clearPad();
+
+  $("#train").addEventListener("click", train);
+  $("#stop").addEventListener("click", () => stopRuns(SLOTS));
+  $("#clear").addEventListener("click", clearPad);
+  $("#preset-pair").addEventListener("click", () => {
+    setValues("a", PRESETS.classic.values);
+    setValues("b", PRESETS.small.values);
+  });
+  $("#x-axis").addEventListener("change", (e) => {
+    state.xAxis = e.target.value;
+    for (const chart of Object.values(charts)) chart.setXTitle(state.xAxis === "samples" ? "samples seen" : "epochs");
+    replayCharts();
+  });
+  $("#acc-zoom").addEventListener("change", (e) => charts.acc.setYRange(e.target.checked ? [90, 100] : null));
+
+  const handlers = {
+    history: ({ runs }) => {
+      adopt(newestGroup(runs));
+      document.body.dataset.ready = "true";
+    },
+    request_failed: (p) => say(p.error),
+  };
+  for (const name of ["run_started", "batch", "epoch", "run_finished", "run_stopped", "run_failed"]) {
+    handlers[name] = (payload) => apply(name, payload);
+  }
+  connect(handlers, (text) => {
+    $("#connection").textContent = text;
+    $("#connection").dataset.state = text;
+  });
+}
+
+start();

@@ -1,0 +1,257 @@
+"""The page in headless Chromium (Debian's chromium via Playwright) against a real server.
+
+Each test opens a fresh tab and waits for real state the page publishes (data attributes,
+statuses, messages), never for "network idle": Socket.IO long-polls for ever.
+"""
+
+import re
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from conftest import QUICK
+from playwright.sync_api import expect, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+# short real runs of tiny models: long enough to stop or reload mid-run, quick to start
+LONG = {"channels": "4-8", "train_samples": 2048, "epochs": 8, "batch_size": 32}
+TIMEOUT = 90_000  # ms; a worker takes a few seconds to import torch and load MNIST
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+class Tab:
+    """A page plus what it logged: console errors, failed, outside and API requests."""
+
+    def __init__(self, page, server):
+        self.page, self.server = page, server
+        self.errors, self.failed, self.outside, self.requests = [], [], [], []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
+        page.on("request", self._request)
+
+    def _request(self, request):
+        if urlparse(request.url).hostname != "127.0.0.1":
+            self.outside.append(request.url)
+        if "/api/" in request.url:
+            self.requests.append((request.method, urlparse(request.url).path))
+
+    def open(self):
+        self.page.goto(self.server.url + "/")
+        self.page.wait_for_selector("body[data-ready]")
+        return self.page
+
+    def points(self, chart, slot):
+        return int(self.page.get_attribute(f"canvas[aria-label={chart}]", f"data-points-{slot}"))
+
+    def wait_points(self, at_least):
+        """Both charts have at least this many points from each of A and B."""
+        self.page.wait_for_function(
+            """n => ['Loss', 'Accuracy'].every(name => {
+                const c = document.querySelector(`canvas[aria-label=${name}]`);
+                return +c.dataset.pointsA >= n && +c.dataset.pointsB >= n; })""",
+            arg=at_least,
+            timeout=TIMEOUT,
+        )
+
+    def run_ids(self):
+        return [self.page.get_attribute(f"#panel-{s} .run", "data-run-id") for s in "ab"]
+
+
+@pytest.fixture
+def tab(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield Tab(context.new_page(), server)
+    context.close()
+
+
+def panel(page, slot):
+    return page.get_by_role("group", name=f"Model {slot.upper()}")
+
+
+def stop_all(server, ids):
+    for run_id in ids:
+        server.post(f"/api/runs/{run_id}/stop")
+
+
+def test_page_loads_without_errors_or_outside_requests(tab):
+    page = tab.open()
+    expect(page.locator("#grid .cell")).to_have_count(16)  # the test images came from our server
+    expect(panel(page, "a").locator(".params")).to_have_text("54,666 parameters")
+    expect(panel(page, "b").locator(".params")).to_have_text("5,178 parameters")
+    for name in ("Train", "Stop"):
+        expect(page.get_by_role("button", name=name, exact=True)).to_be_visible()
+    for chart in ("Loss", "Accuracy"):
+        expect(page.get_by_role("img", name=chart, exact=True)).to_be_visible()
+    expect(page.get_by_label("Draw a digit")).to_be_visible()
+    for field in ("channels", "kernel_size", "optimizer", "lr", "batch_size", "epochs", "dataset", "seed"):
+        expect(panel(page, "b").get_by_label(field, exact=True)).to_be_visible()
+    assert tab.errors == []
+    assert tab.failed == []
+    assert tab.outside == []
+
+
+def test_parameter_count_follows_typing(tab):
+    page = tab.open()
+    a = panel(page, "a")
+    a.get_by_label("channels", exact=True).fill("8-8-8")
+    expect(a.locator(".params")).to_have_text("5,178 parameters")
+    a.get_by_label("kernel_size", exact=True).select_option("5")
+    expect(a.locator(".params")).to_have_text(f"{8 * 26 + 2 * 8 * (8 * 25 + 1) + 10 * (8 * 49 + 1):,} parameters")
+
+
+@pytest.mark.parametrize(
+    "slot, field, value, message",
+    [
+        ("a", "lr", "2", "lr: must be a number from 1e-05 to 1"),
+        ("b", "channels", "8-x-8", "channels: must be 1 to 6 layers of 1 to 256 channels, like 16-32-64"),
+        ("b", "train_samples", "0", "train_samples: must be a whole number from 1 to 60000"),
+    ],
+)
+def test_invalid_value_shows_message_and_sends_nothing(tab, slot, field, value, message):
+    page = tab.open()
+    box = panel(page, slot).get_by_label(field, exact=True)
+    box.fill(value)
+    expect(page.locator(f"#{slot}-{field}-message")).to_have_text(message)
+    expect(box).to_have_attribute("aria-invalid", "true")
+    page.get_by_role("button", name="Train", exact=True).click()
+    expect(page.locator("#train-message")).to_contain_text("Nothing was sent")
+    assert ("POST", "/api/runs") not in tab.requests
+
+
+def test_server_error_shows_next_to_its_field(tab):
+    page = tab.open()
+    answer = {"error": "models[1].lr: must be a number from 1e-05 to 1", "field": "models[1].lr"}
+    page.route("**/api/runs", lambda route: route.fulfill(status=400, json=answer))
+    page.get_by_role("button", name="Train", exact=True).click()
+    expect(page.locator("#b-lr-message")).to_have_text("lr: must be a number from 1e-05 to 1")
+    expect(page.locator("#train-message")).to_contain_text("model B")
+
+
+def test_train_draws_both_runs_on_both_charts_and_stop_ends_them(tab):
+    page = tab.open()
+    for slot, channels in (("a", "8-16"), ("b", "4-8")):
+        group = panel(page, slot)
+        group.get_by_label("channels", exact=True).fill(channels)
+        group.get_by_label("train_samples", exact=True).fill("2048")
+        group.get_by_label("epochs", exact=True).fill("8")
+        group.get_by_label("batch_size", exact=True).fill("32")
+    page.get_by_role("button", name="Train", exact=True).click()
+    tab.wait_points(3)
+    ids = tab.run_ids()
+    assert all(ids) and ids[0] != ids[1]
+    for run_id, channels in zip(ids, ([8, 16], [4, 8]), strict=True):
+        assert tab.server.get(f"/api/runs/{run_id}").json()["config"]["channels"] == channels
+
+    page.get_by_role("button", name="Stop", exact=True).click()
+    for slot in "ab":
+        expect(page.locator(f"#panel-{slot} .run")).to_have_attribute("data-status", "stopped", timeout=TIMEOUT)
+    assert [tab.server.get(f"/api/runs/{i}").json()["status"] for i in ids] == ["stopped", "stopped"]
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+    assert tab.errors == []
+
+
+def test_reload_mid_run_restores_the_curves_and_a_second_tab_sees_them(tab, browser):
+    ids = tab.server.start([LONG, {**LONG, "channels": "4"}])
+    try:
+        page = tab.open()
+        tab.wait_points(4)
+        assert tab.run_ids() == ids
+        before = {(c, s): tab.points(c, s) for c in ("Loss", "Accuracy") for s in "ab"}
+        page.reload()
+        page.wait_for_selector("body[data-ready]")
+        tab.wait_points(min(before.values()))
+        after = {(c, s): tab.points(c, s) for c in ("Loss", "Accuracy") for s in "ab"}
+        assert all(after[key] >= before[key] for key in before), (before, after)
+        assert tab.run_ids() == ids
+        expect(panel(page, "b").get_by_label("channels", exact=True)).to_have_value("4")
+
+        other = Tab(browser.new_page(), tab.server)  # a second tab shows the same runs, live
+        other.open()
+        other.wait_points(1)
+        assert other.run_ids() == ids
+        other.page.close()
+    finally:
+        stop_all(tab.server, ids)
+
+
+def test_a_stroke_gives_both_probability_bars(tab):
+    ids = tab.server.start([QUICK, {**QUICK, "channels": "8-8"}])
+    for run_id in ids:
+        assert tab.server.wait(run_id)["status"] == "finished"
+    page = tab.open()
+    assert tab.run_ids() == ids
+    pad = page.get_by_label("Draw a digit")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.15
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 21):  # a vertical stroke: a "1"
+        page.mouse.move(x + step * 0.5, y + step * box["height"] * 0.035)
+    page.mouse.up()
+    for slot in "ab":
+        expect(page.locator(f"#probs-{slot}")).to_have_attribute("data-label", "1")
+    expect(page.locator("#verdict")).to_contain_text("1")
+    # the grid of test images got both models' answers after their epoch
+    for slot in "AB":
+        expect(page.locator("#grid")).to_have_attribute(f"data-right-{slot.lower()}", re.compile(r"\d+"))
+    assert tab.errors == []
+
+
+def mnist_digits(data_dir, count):
+    raw = (data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte").read_bytes()
+    return np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28)[:count].astype(np.float32) / 255
+
+
+# Draws a 28x28 digit onto the page's own pad, scaled up and placed as a user might draw it,
+# then runs the page's preprocessing on that canvas.
+DRAW_BACK = """async ([image, scale, left, top]) => {
+    const small = document.createElement('canvas');
+    small.width = small.height = 28;
+    const sctx = small.getContext('2d');
+    const pixels = sctx.createImageData(28, 28);
+    image.flat().forEach((v, i) => {
+        pixels.data.fill(Math.round(v * 255), i * 4, i * 4 + 3);
+        pixels.data[i * 4 + 3] = 255;
+    });
+    sctx.putImageData(pixels, 0, 0);
+    const pad = document.querySelector('canvas[aria-label="Draw a digit"]');
+    const ctx = pad.getContext('2d');
+    ctx.fillStyle = '#000';
+    ctx.fillRect(0, 0, pad.width, pad.height);
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(small, left, top, 28 * scale, 28 * scale);
+    const { canvasToMnist } = await import('/static/js/canvas.js');
+    return canvasToMnist(pad);
+}"""
+
+
+@pytest.mark.parametrize("scale, left, top", [(10, 0, 0), (7, 60, 20), (5, 10, 120)])
+def test_a_drawn_back_mnist_digit_comes_out_close_to_the_original(tab, data_dir, scale, left, top):
+    page = tab.open()
+    differences, correlations = [], []
+    for i, digit in enumerate(mnist_digits(data_dir, 20)):
+        got = np.array(page.evaluate(DRAW_BACK, [digit.tolist(), scale, left, top]), dtype=np.float32)
+        assert got.shape == (28, 28) and 0 <= got.min() and got.max() <= 1
+        differences.append(np.abs(got - digit).mean())
+        correlations.append(np.corrcoef(got.ravel(), digit.ravel())[0, 1])
+        # moved by one pixel, a digit correlates with itself at about 0.6; redrawn it should be far closer
+        assert correlations[-1] > 0.8, f"digit {i}: correlation {correlations[-1]:.3f}"
+    assert np.mean(correlations) > 0.92, correlations
+    assert np.mean(differences) < 0.045, differences
