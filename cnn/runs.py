@@ -35,6 +35,7 @@ class Run:
         self.info = {}  # what the worker reported at run_started and run_finished
         self.metrics = {"batch": [], "epoch": [], "gradients": []}
         self.proc = None
+        self.analysis = None  # None, "pending", "ready" or "failed"
 
     def summary(self, metrics=True):
         out = {
@@ -45,6 +46,7 @@ class Run:
             "error": self.error,
             "created": self.created,
             "info": self.info,
+            "analysis": self.analysis,
         }
         if metrics:
             out["metrics"] = self.metrics
@@ -112,6 +114,7 @@ class RunManager:
                 run.proc.wait()
         self._save(run)
         self.listener("run_stopped", {"run_id": run.id})
+        self._analyse_later(run)
         return run
 
     def stop_all(self):
@@ -187,6 +190,47 @@ class RunManager:
         if run.status in ENDED:
             self._save(run)
         self.listener(name, payload)
+        if name == "run_finished":
+            self._analyse_later(run)
+
+    # ---- analysis ------------------------------------------------------
+    def analysis_path(self, run_id):
+        return self.runs_dir / run_id / "analysis.json"
+
+    def _analyse_later(self, run):
+        if not self.weights_path(run.id).exists():
+            return  # stopped before its first snapshot: nothing to analyse
+        run.analysis = "pending"
+        threading.Thread(target=self._analyse, args=(run,), daemon=True).start()
+
+    def _analyse(self, run):
+        info = dict(run.info)
+        if "train_seconds" not in info and run.metrics["batch"]:  # stopped: measured up to its last batch
+            info["train_seconds"] = run.metrics["batch"][-1].get("train_seconds")
+        if "peak_memory_bytes" not in info and run.metrics["epoch"]:
+            info["peak_memory_bytes"] = run.metrics["epoch"][-1].get("peak_memory_bytes")
+        busy = any(r.status == "running" for r in self.runs.values())
+        spec = {
+            "config": run.config.to_dict(),
+            "data_dir": self.data_dir,
+            "device": self.device,
+            "threads": 1 if busy else self.cores,
+            "weights_path": str(self.weights_path(run.id)),
+            "out_path": str(self.analysis_path(run.id)),
+            "info": info,
+        }
+        with open(self.runs_dir / run.id / "analysis.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cnn.analysis", json.dumps(spec)],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+            )
+            code = process.wait()
+        run.analysis = "ready" if code == 0 else "failed"
+        self._save(run)
+        self.listener("analysis_ready" if code == 0 else "analysis_failed", {"run_id": run.id})
 
     # ---- persistence ---------------------------------------------------
     def _save(self, run):
@@ -208,4 +252,5 @@ class RunManager:
                 continue
             run.status, run.error = saved["status"], saved.get("error")
             run.created, run.info, run.metrics = saved["created"], saved["info"], saved["metrics"]
+            run.analysis = "ready" if self.analysis_path(run.id).exists() else None
             self.runs[run.id] = run

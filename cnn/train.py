@@ -187,6 +187,7 @@ class Trainer:
                     "seconds": seconds,
                     "eval_seconds": time.perf_counter() - started,
                     "samples_seen": self.samples_seen,
+                    "peak_memory_bytes": peak_memory_bytes(dev),
                 },
             )
         self.model = model
@@ -261,6 +262,7 @@ class Trainer:
                         "loss": window_loss.item() / window_n,
                         "acc": window_correct.item() / window_n,
                         "samples_per_s": window_n / max(now - window_start, 1e-9),
+                        "train_seconds": self.train_seconds + now - epoch_start - paused,
                     },
                 )
                 window_loss.zero_()

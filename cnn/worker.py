@@ -13,7 +13,7 @@ import threading
 import traceback
 
 
-def _die_with_parent():
+def die_with_parent():
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -21,7 +21,7 @@ def _die_with_parent():
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     def watch_stdin():  # the parent holds our stdin open; EOF means it is gone
-        while sys.stdin.buffer.read(1):
+        while os.read(0, 1):  # the raw descriptor: a buffered read would block interpreter shutdown
             pass
         os._exit(0)
 
@@ -32,7 +32,7 @@ def main(argv):
     spec = json.loads(argv[1])
     events = os.fdopen(os.dup(1), "w", buffering=1)  # line-buffered: one event per line, sent at once
     os.dup2(2, 1)
-    _die_with_parent()
+    die_with_parent()
 
     def emit(name, payload):
         events.write(json.dumps({"event": name, **payload}) + "\n")

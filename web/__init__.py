@@ -7,10 +7,12 @@ from flask import Flask, jsonify, request
 from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
 
-from cnn.infer import Predictor
-from cnn.runs import RunManager
+from cnn.config import ConfigError
+from cnn.data import DataError
+from cnn.infer import NoWeights, Predictor
+from cnn.runs import RunManager, UnknownRun
 
-from . import api, assets, live
+from . import api, assets, insight, live
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,8 +36,17 @@ def create_app(test_config=None):
     )
     app.extensions["predictor"] = Predictor()
     app.register_blueprint(api.bp)
+    app.register_blueprint(insight.bp)
     app.register_blueprint(assets.bp)
     live.register(socketio, app)
+
+    @app.errorhandler(ConfigError)
+    def bad_input(exc):
+        return jsonify(error=str(exc), field=exc.field), 400
+
+    # each of these carries a sentence for the user as its first argument
+    for kind, status in ((UnknownRun, 404), (NoWeights, 409), (insight.NotReady, 409), (DataError, 503)):
+        app.register_error_handler(kind, lambda exc, status=status: (jsonify(error=exc.args[0]), status))
 
     @app.errorhandler(HTTPException)
     def http_error(exc):

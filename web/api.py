@@ -4,9 +4,8 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 
 from cnn import data
 from cnn.config import DATASETS, DEFAULT_B, ConfigError, validate
-from cnn.infer import NoWeights, parse_image
+from cnn.infer import parse_image
 from cnn.models import param_count
-from cnn.runs import UnknownRun
 
 bp = Blueprint("api", __name__)
 MAX_PREDICT_RUNS = 8
@@ -35,26 +34,6 @@ def model_configs(data):
         except ConfigError as exc:
             raise ConfigError(f"models[{i}].{exc.field}", str(exc).split(": ", 1)[1]) from None
     return configs
-
-
-@bp.errorhandler(ConfigError)
-def bad_input(exc):
-    return jsonify(error=str(exc), field=exc.field), 400
-
-
-@bp.errorhandler(UnknownRun)
-def unknown_run(exc):
-    return jsonify(error=exc.args[0]), 404
-
-
-@bp.errorhandler(data.DataError)
-def data_missing(exc):
-    return jsonify(error=str(exc)), 503
-
-
-@bp.errorhandler(NoWeights)
-def no_weights(exc):
-    return jsonify(error=exc.args[0]), 409
 
 
 @bp.get("/")

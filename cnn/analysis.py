@@ -1,0 +1,180 @@
+"""Analysis of an ended run: `python -m cnn.analysis '<spec json>'` writes analysis.json.
+
+Runs in its own process after a run ends (finished or stopped), from the run's
+last weight snapshot, on the run's device: full test set confusion, per-class
+scores, calibration, and measured size, MACs, latency and throughput.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+
+from . import data
+from .config import validate
+from .models import build_model, conv_layers
+from .train import pick_device
+from .worker import die_with_parent
+
+CLASSES = 10
+ECE_BINS = 15
+
+
+def confusion_matrix(labels, preds):
+    """rows: true class, columns: predicted class."""
+    matrix = torch.zeros(CLASSES, CLASSES, dtype=torch.long)
+    matrix.index_put_((labels.cpu(), preds.cpu()), torch.ones(len(labels), dtype=torch.long), accumulate=True)
+    return matrix
+
+
+def per_class_scores(matrix):
+    tp = matrix.diag().double()
+    precision = tp / matrix.sum(0).double().clamp(min=1)
+    recall = tp / matrix.sum(1).double().clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    return [
+        {"precision": p, "recall": r, "f1": f}
+        for p, r, f in zip(precision.tolist(), recall.tolist(), f1.tolist(), strict=True)
+    ]
+
+
+def calibration(confidence, correct, bins=ECE_BINS):
+    """-> (expected calibration error, reliability bins of equal width in confidence)."""
+    edges = torch.linspace(0, 1, bins + 1)
+    ece, out = 0.0, []
+    for low, high in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        inside = (confidence > low) & (confidence <= high)
+        n = int(inside.sum())
+        if n:
+            conf, acc = confidence[inside].mean().item(), correct[inside].double().mean().item()
+            ece += n / len(confidence) * abs(acc - conf)
+        else:
+            conf = acc = None
+        out.append({"low": low, "high": high, "count": n, "confidence": conf, "accuracy": acc})
+    return ece, out
+
+
+def count_macs(model):
+    """Multiply-accumulates for one 28x28 image, counted from the layers during a real forward pass."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1]
+            total += output[0].numel() * module.in_channels // module.groups * k
+        else:
+            total += module.in_features * module.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(torch.zeros(1, 1, 28, 28, device=next(model.parameters()).device))
+    for h in handles:
+        h.remove()
+    return total
+
+
+def timed(fn, device, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def speed(model, device):
+    """-> (latency in ms per image at batch 1, images per second at batch 256)."""
+    one, many = torch.zeros(1, 1, 28, 28, device=device), torch.zeros(256, 1, 28, 28, device=device)
+    with torch.no_grad():
+        timed(lambda: model(many), device, 3)  # warm-up
+        latency = timed(lambda: model(one), device, 50)
+        batch = timed(lambda: model(many), device, 10)
+    return latency * 1000, 256 / batch
+
+
+def predict_all(model, images, dataset, device):
+    """-> (predicted class, confidence) for every image."""
+    preds, confs = [], []
+    with torch.no_grad():
+        for start in range(0, len(images), 1000):
+            x = data.normalise(images[start : start + 1000].to(device), dataset)
+            probs = torch.softmax(model(x).float(), dim=1)
+            conf, pred = probs.max(1)
+            preds.append(pred.cpu())
+            confs.append(conf.cpu())
+    return torch.cat(preds), torch.cat(confs)
+
+
+def analyse(cfg, data_dir, weights_path, device, info):
+    model = build_model(cfg)
+    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    model.eval().to(device)
+    images, labels = data.load(cfg.dataset, data_dir, train=False)
+    preds, confs = predict_all(model, images, cfg.dataset, device)
+    matrix = confusion_matrix(labels, preds)
+    scores = per_class_scores(matrix)
+    ece, reliability = calibration(confs, preds == labels)
+    latency_ms, throughput = speed(model, device)
+    return {
+        "confusion": matrix.tolist(),
+        "per_class": scores,
+        "accuracy": matrix.diag().sum().item() / len(labels),
+        "macro_f1": sum(s["f1"] for s in scores) / CLASSES,
+        "params": sum(p.numel() for p in model.parameters()),
+        "size_bytes": os.path.getsize(weights_path),
+        "macs": count_macs(model),
+        "train_seconds": info.get("train_seconds"),
+        "latency_ms": latency_ms,
+        "throughput": throughput,
+        "peak_memory_bytes": info.get("peak_memory_bytes"),
+        "ece": ece,
+        "reliability": reliability,
+        "device": device.type,
+        "test_samples": len(labels),
+        # per test image, for galleries: predicted class and its probability
+        "predictions": preds.tolist(),
+        "confidences": [round(c, 4) for c in confs.tolist()],
+    }
+
+
+def activations(model, image):
+    """image (1, 1, 28, 28) normalised -> [(name, map tensor (C, H, W))] after each conv's ReLU."""
+    maps, names = [], dict((id(m), n) for n, m in conv_layers(model))
+    x, current = image, None
+    with torch.no_grad():
+        for module in model:
+            x = module(x)
+            if id(module) in names:
+                current = names[id(module)]
+            elif isinstance(module, nn.ReLU) and current:
+                maps.append((current, x[0]))
+                current = None
+    return maps
+
+
+def main(argv):
+    spec = json.loads(argv[1])
+    die_with_parent()
+    torch.set_num_threads(max(1, int(spec.get("threads", 1))))
+    result = analyse(
+        validate(spec["config"]),
+        spec["data_dir"],
+        spec["weights_path"],
+        pick_device(spec.get("device", "auto")),
+        spec.get("info", {}),
+    )
+    tmp = spec["out_path"] + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f)
+    os.replace(tmp, spec["out_path"])
+
+
+if __name__ == "__main__":
+    main(sys.argv)

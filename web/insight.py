@@ -1,0 +1,138 @@
+"""Routes that explain ended runs: analysis, confusion cells, disagreements, gradients, activations."""
+
+import json
+
+from flask import Blueprint, current_app, jsonify, request
+
+from cnn import data
+from cnn.analysis import activations
+from cnn.config import ConfigError
+from cnn.infer import parse_image
+
+from .api import body, runs, test_set
+
+bp = Blueprint("insight", __name__)
+GALLERY = 24  # images per gallery answer
+PER_IMAGE = ("predictions", "confidences")  # big per-test-image arrays, served through the galleries
+
+
+class NotReady(RuntimeError):
+    """The question needs an analysis the run does not have (yet)."""
+
+
+def analysis_of(run):
+    if run.analysis != "ready":
+        if run.status in ("queued", "running"):
+            reason = f"Run {run.id} is still {run.status}; its analysis is computed when it ends."
+        elif run.analysis == "pending":
+            reason = f"The analysis of run {run.id} is being computed; it takes a few seconds."
+        else:
+            reason = f"Run {run.id} has no analysis: it {run.status} before it had weights, or the analysis failed."
+        raise NotReady(reason)
+    cache = current_app.extensions.setdefault("analyses", {})
+    if run.id not in cache:
+        cache[run.id] = json.loads(runs().analysis_path(run.id).read_text())
+    return cache[run.id]
+
+
+def images_at(dataset, indices):
+    images, _ = test_set(dataset)
+    return [images[i].float().div(255).tolist() for i in indices]
+
+
+@bp.get("/api/runs/<run_id>/analysis")
+def analysis(run_id):
+    result = analysis_of(runs().get(run_id))
+    return jsonify({k: v for k, v in result.items() if k not in PER_IMAGE})
+
+
+def class_arg(name):
+    value = request.args.get(name, "")
+    if not value.isdigit() or int(value) > 9:
+        raise ConfigError(name, "must be a class from 0 to 9")
+    return int(value)
+
+
+@bp.get("/api/runs/<run_id>/confusion")
+def confusion_cell(run_id):
+    """Test images of true class `true` that the run predicted as `pred`."""
+    run = runs().get(run_id)
+    result, true, pred = analysis_of(run), class_arg("true"), class_arg("pred")
+    _, labels = test_set(run.config.dataset)
+    hits = [
+        i
+        for i, (y, p) in enumerate(zip(labels.tolist(), result["predictions"], strict=True))
+        if y == true and p == pred
+    ]
+    shown = hits[:GALLERY]
+    return jsonify(
+        count=len(hits),
+        indices=shown,
+        confidences=[result["confidences"][i] for i in shown],
+        images=images_at(run.config.dataset, shown),
+    )
+
+
+@bp.get("/api/compare")
+def compare():
+    """Test images that exactly one of two runs classifies correctly."""
+    a, b = runs().get(request.args.get("a")), runs().get(request.args.get("b"))
+    if a.config.dataset != b.config.dataset:
+        raise ConfigError("b", "must be trained on the same dataset as a to compare them")
+    ra, rb = analysis_of(a), analysis_of(b)
+    _, labels = test_set(a.config.dataset)
+    only = {"a": [], "b": []}
+    for i, (y, pa, pb) in enumerate(zip(labels.tolist(), ra["predictions"], rb["predictions"], strict=True)):
+        if (pa == y) != (pb == y):
+            only["a" if pa == y else "b"].append(i)
+
+    def items(indices):
+        shown = indices[:GALLERY]
+        return [
+            {
+                "index": i,
+                "label": labels[i].item(),
+                "image": img,
+                "pred_a": ra["predictions"][i],
+                "conf_a": ra["confidences"][i],
+                "pred_b": rb["predictions"][i],
+                "conf_b": rb["confidences"][i],
+            }
+            for i, img in zip(shown, images_at(a.config.dataset, shown), strict=True)
+        ]
+
+    return jsonify(
+        a=a.id,
+        b=b.id,
+        count_only_a=len(only["a"]),
+        count_only_b=len(only["b"]),
+        only_a=items(only["a"]),
+        only_b=items(only["b"]),
+    )
+
+
+@bp.get("/api/runs/<run_id>/gradients")
+def gradients(run_id):
+    samples = runs().get(run_id).metrics["gradients"]
+    names = samples[0]["layers"] if samples else []
+    layers = [
+        {
+            "name": name,
+            "samples_seen": [s["samples_seen"] for s in samples],
+            "mean_abs": [s["mean_abs"][i] for s in samples],
+            "max_abs": [s["max_abs"][i] for s in samples],
+        }
+        for i, name in enumerate(names)
+    ]
+    return jsonify(layers=layers)
+
+
+@bp.post("/api/runs/<run_id>/activations")
+def layer_activations(run_id):
+    image = parse_image(body().get("image"))
+    manager, predictor = runs(), current_app.extensions["predictor"]
+    run = manager.get(run_id)
+    model = predictor.model(run, manager.weights_path(run.id))
+    x = data.normalise(image.mul(255)[None], run.config.dataset)  # (1, 1, 28, 28)
+    layers = [{"name": name, "shape": list(m.shape), "maps": m.tolist()} for name, m in activations(model, x)]
+    return jsonify(layers=layers)
