@@ -41,6 +41,11 @@ def index():
     return render_template("index.html")
 
 
+@bp.get("/analysis")
+def analysis_page():
+    return render_template("analysis.html")
+
+
 @bp.get("/favicon.ico")
 def favicon():
     return current_app.send_static_file("favicon.svg")
