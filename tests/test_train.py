@@ -55,3 +55,16 @@ def test_gradient_flow_covers_every_layer(run):
     grads = of(run, "gradients")
     assert grads and grads[0]["layers"] == ["conv1", "conv2", "conv3", "fc"]
     assert all(m > 0 for g in grads for m in g["mean_abs"])
+
+
+def test_batch_events_are_throttled_but_keep_each_epochs_last_batch(data_dir):
+    events = of(train(data_dir, train_samples=1024, epochs=1, batch_size=4, channels="4"), "batch")
+    assert events[-1]["step"] == events[-1]["steps"] == 256
+    gaps = [b["train_seconds"] - a["train_seconds"] for a, b in zip(events, events[1:-1], strict=False)]
+    assert all(gap >= 0.045 for gap in gaps)  # at most about 20 a second, however fast the batches
+
+
+def test_bf16_autocast_trains(data_dir):
+    run = train(data_dir, train_samples=512, epochs=1, precision="bf16", channels="4")
+    assert of(run, "run_started")[0]["precision"] == "bf16"
+    assert of(run, "epoch")[0]["test_acc"] > 0.3
