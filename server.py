@@ -25,10 +25,20 @@ def main():
     parser.add_argument("--runs-dir", default="runs", help="where run records and weights are kept")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: this machine has no CUDA GPU that torch can use; try --device auto")
+    if args.device == "mps" and not torch.backends.mps.is_available():
+        parser.error("--device mps: Apple's Metal backend is not available here; try --device auto")
     torch.set_num_threads(1)  # the server only predicts; the cores belong to the workers
     app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "DEVICE": args.device})
     atexit.register(app.extensions["runs"].stop_all)
     print(f"CNN Playground on http://{args.host}:{args.port}  (data: {os.path.abspath(args.data_dir)})", flush=True)
+    if not os.path.isdir(os.path.join(args.data_dir, "MNIST", "raw")):
+        print(
+            f"MNIST is not in {os.path.abspath(args.data_dir)} yet: the first run downloads it. "
+            "Offline? See README, 'Data sets, online and offline'.",
+            flush=True,
+        )
     app.extensions["socketio"].run(app, host=args.host, port=args.port, log_output=False)
 
 
