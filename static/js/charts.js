@@ -17,15 +17,15 @@ export class CurveChart {
   constructor(canvas, { yTitle, percent = false }) {
     this.canvas = canvas;
     this.percent = percent;
-    this.series = {}; // "a.batch" -> [{x, y}], the chart's own arrays
+    this.series = {}; // "a.batch" -> [{x, y}]; the chart is handed copies
     const datasets = [];
     for (const slot of SLOTS) {
       for (const kind of KINDS) {
-        const data = (this.series[`${slot}.${kind}`] = []);
+        this.series[`${slot}.${kind}`] = [];
         const bold = kind === "epoch";
         datasets.push({
           label: `${slot.toUpperCase()} ${bold ? "test" : "train"}`,
-          data,
+          data: [],
           borderColor: bold ? COLOURS[slot] : alpha(COLOURS[slot], 0.55),
           backgroundColor: COLOURS[slot],
           borderWidth: bold ? 3 : 1,
@@ -53,7 +53,7 @@ export class CurveChart {
         spanGaps: true,
         interaction: { mode: "nearest", axis: "x", intersect: false },
         scales: {
-          x: { type: "linear", title: { display: true, text: "samples seen", color: ink }, ticks: { color: ink }, grid: { color: grid } },
+          x: { type: "linear", min: 0, title: { display: true, text: "samples seen", color: ink }, ticks: { color: ink }, grid: { color: grid } },
           y: { type: "linear", title: { display: true, text: yTitle, color: ink }, ticks: { color: ink }, grid: { color: grid } },
         },
         plugins: {
@@ -101,7 +101,6 @@ export class CurveChart {
   }
 
   schedule() {
-    this.publish();
     if (!this.frame) this.frame = requestAnimationFrame(() => this.draw());
   }
 
@@ -110,9 +109,12 @@ export class CurveChart {
     const datasets = this.chart.data.datasets;
     let i = 0;
     for (const slot of SLOTS) {
-      for (const kind of KINDS) datasets[i++].data = this.series[`${slot}.${kind}`]; // via decimation's setter
+      // A copy: Chart.js watches the pushes on the array it holds, at a cost that grows with its
+      // length; ours grow freely between frames. Assigned through the decimation plugin's setter.
+      for (const kind of KINDS) datasets[i++].data = this.series[`${slot}.${kind}`].slice();
     }
     this.chart.update("none");
+    this.publish();
   }
 
   // Point counts as data attributes: what tests and curious users can read.

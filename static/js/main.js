@@ -146,7 +146,9 @@ async function stopRuns(slots) {
     const run = state.runs[slot];
     if (!run || ENDED.includes(run.status)) continue;
     panels[slot].stop.disabled = true;
-    api.stopRun(run.id).catch((err) => {
+    api.stopRun(run.id).then((answer) => {
+      if (answer.status === "stopped") apply("run_stopped", { run_id: run.id }); // the event may come later
+    }, (err) => {
       panels[slot].runMessage.textContent = err.message;
       updateButtons();
     });
