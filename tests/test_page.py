@@ -5,6 +5,7 @@ statuses, messages), never for "network idle": Socket.IO long-polls for ever.
 """
 
 import re
+from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
@@ -28,6 +29,8 @@ TIMEOUT = 90_000  # ms; a worker takes a few seconds to import torch and load MN
 
 @pytest.fixture(scope="module")
 def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found; install Debian's chromium package (apt-get install chromium)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
@@ -104,6 +107,33 @@ def test_page_loads_without_errors_or_outside_requests(tab):
     assert tab.errors == []
     assert tab.failed == []
     assert tab.outside == []
+
+
+def test_only_whitelisted_library_files_are_served(server):
+    answer = server.get("/vendor/chart.umd.js")
+    assert answer.status_code == 200 and "javascript" in answer.headers["Content-Type"]
+    assert server.get("/vendor/socket.io.esm.min.js").status_code == 200
+    unlisted = ["/vendor/package.json", "/vendor/..%2Fpackage.json", "/vendor/chart.js"]
+    unlisted.append("/node_modules/chart.js/package.json")
+    for path in unlisted:
+        assert server.get(path).status_code == 404, path
+
+
+@pytest.mark.parametrize("scheme, background", [("light", "rgb(246, 247, 249)"), ("dark", "rgb(15, 18, 22)")])
+def test_follows_the_colour_scheme(browser, server, scheme, background):
+    page = browser.new_page(color_scheme=scheme)
+    page.goto(server.url + "/")
+    expect(page.locator("body")).to_have_css("background-color", background)
+    page.close()
+
+
+def test_panels_stack_on_a_phone(browser, server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = Tab(context.new_page(), server).open()
+    a, b = (page.get_by_role("group", name=f"Model {s}").bounding_box() for s in "AB")
+    assert b["y"] >= a["y"] + a["height"] and b["x"] == a["x"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the screen
+    context.close()
 
 
 def test_parameter_count_follows_typing(tab):
