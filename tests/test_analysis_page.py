@@ -1,0 +1,96 @@
+"""The analysis page (/analysis?a=&b=) in headless Chromium against a real server and two real runs.
+
+Waits for what the page publishes (body[data-ready], cell states), never for "network idle".
+"""
+
+import time
+from urllib.parse import urlparse
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+PAIR = [{"train_samples": 2000, "epochs": 1}, {"train_samples": 2000, "epochs": 1, "channels": "4"}]
+TIMEOUT = 30_000  # ms, for the page once both analyses are stored
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def pair(server):
+    """Two short real runs whose analyses are stored."""
+    ids = server.start(PAIR)
+    deadline = time.time() + 180
+    for run_id in ids:
+        while (run := server.get(f"/api/runs/{run_id}").json())["analysis"] != "ready":
+            assert run["status"] != "failed" and run["analysis"] != "failed", run
+            assert time.time() < deadline, f"run {run_id}: {run['status']}, analysis {run['analysis']}"
+            time.sleep(0.3)
+    return ids
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.problems = []
+    page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
+    page.on("pageerror", lambda e: page.problems.append(str(e)))
+    page.on("requestfailed", lambda r: page.problems.append(f"{r.url} {r.failure}"))
+    page.on("request", lambda r: urlparse(r.url).hostname != "127.0.0.1" and page.problems.append(r.url))
+    yield page
+    context.close()
+
+
+def test_analysis_of_two_runs(page, server, pair):
+    a, b = pair
+    page.goto(f"{server.url}/analysis?a={a}&b={b}")
+    page.wait_for_selector("body[data-ready=full]", timeout=TIMEOUT)
+
+    for name in ("Confusion A", "Confusion B", "Confusion A−B"):
+        region = page.get_by_role("region", name=name, exact=True)
+        expect(region).to_be_visible()
+        expect(region.locator(".cm-cell")).to_have_count(100)
+    expect(page.locator("#run-a")).to_have_value(a)
+    expect(page.locator("#run-b")).to_have_value(b)
+
+    gallery = page.get_by_role("region", name="Only one got it right")
+    expect(gallery.locator("canvas").first).to_be_visible()
+
+    facts = page.get_by_role("region", name="Model facts")
+    for run_id in pair:
+        params = server.get(f"/api/runs/{run_id}/analysis").json()["params"]
+        expect(facts).to_contain_text(f"{params:,}")
+    expect(page.get_by_role("region", name="Verdict")).to_contain_text("more accurate")
+    expect(page.locator("#grad-a")).to_have_attribute("data-layers", "4")  # conv1-3 and fc
+    expect(page.locator("#maps-a .layer")).to_have_count(3)
+    expect(page.locator("#maps-b .layer canvas")).to_have_count(4)  # B: one layer of 4 channels
+
+    page.get_by_role("region", name="Confusion A", exact=True).locator('.cm-cell[data-true="1"][data-pred="1"]').click()
+    cell = page.get_by_role("region", name="Cell images")
+    expect(cell).to_have_attribute("data-state", "shown")
+    expect(cell.locator("canvas").first).to_be_visible()
+    assert page.problems == []
+
+
+def test_unknown_run_says_so(page, server, pair):
+    page.goto(f"{server.url}/analysis?a=nosuchrun&b={pair[1]}")
+    page.wait_for_selector("body[data-ready]", timeout=TIMEOUT)
+    expect(page.get_by_role("region", name="Confusion A", exact=True)).to_contain_text("no run with id 'nosuchrun'")
+    expect(page.get_by_role("region", name="Confusion B").locator(".cm-cell")).to_have_count(100)
+    page.problems[:] = [p for p in page.problems if "404" not in p]  # the 404 answers themselves
+    assert page.problems == []
