@@ -18,6 +18,7 @@ const state = {
   xAxis: "samples",
   buffered: new Map(), // run id not shown yet -> events that arrived for it
   syncing: null,
+  ignored: new Set(), // runs seen in a listing that were not the newest pair
   samples: null, // {dataset, images, labels}
 };
 
@@ -178,13 +179,14 @@ function newestGroup(runs) {
 /** Shows these runs (full records as in GET /api/runs/<id>) in slots A and B, from scratch. */
 function adopt(runs) {
   for (const slot of SLOTS) state.runs[slot] = null;
+  for (const r of runs) state.ignored.delete(r.id);
   for (const chart of Object.values(charts)) chart.reset();
   runs.forEach((r, i) => {
     const slot = SLOTS[i];
     const panel = panels[slot];
     state.runs[slot] = { id: r.id, config: r.config, status: r.status, error: r.error, info: { ...r.info }, batch: [], epoch: [] };
     panel.log.replaceChildren();
-    panel.runMessage.textContent = r.error ?? "";
+    panel.runMessage.textContent = r.error ? `Run failed: ${r.error}` : "";
     setValues(slot, toFormValues(r.config));
     for (const p of r.metrics?.batch ?? []) addBatch(slot, p);
     for (const p of r.metrics?.epoch ?? []) addEpoch(slot, p, false);
@@ -209,6 +211,7 @@ function slotOf(runId) {
 function apply(name, payload) {
   const slot = slotOf(payload.run_id);
   if (!slot) {
+    if (state.ignored.has(payload.run_id)) return;
     // a run this page does not show yet: started in another tab, or its answer is on the way
     const list = state.buffered.get(payload.run_id) ?? [];
     if (list.length < 2000) list.push([name, payload]);
@@ -240,17 +243,23 @@ function apply(name, payload) {
 function scheduleSync() {
   if (state.syncing) return;
   state.syncing = setTimeout(async () => {
+    let listed = [], failed = false;
     try {
-      const group = newestGroup((await api.listRuns()).runs);
-      const ids = group.map((r) => r.id);
+      listed = (await api.listRuns()).runs;
+      const ids = newestGroup(listed).map((r) => r.id);
       const shown = SLOTS.map((s) => state.runs[s]?.id).filter(Boolean);
       if (ids.length && ids.join() !== shown.join()) adopt(await Promise.all(ids.map(api.getRun)));
     } catch (err) {
       say(err.message);
-    } finally {
-      state.syncing = null;
-      for (const id of state.buffered.keys()) if (!slotOf(id)) state.buffered.delete(id); // not the newest pair
+      failed = true;
     }
+    state.syncing = null;
+    // a listed run that is not the newest pair stays off the page; its events are dropped from now on
+    for (const run of listed) {
+      if (!slotOf(run.id)) state.ignored.add(run.id);
+      state.buffered.delete(run.id);
+    }
+    if (!failed && state.buffered.size) scheduleSync(); // runs newer than the listing
   }, 150);
 }
 
