@@ -7,7 +7,6 @@ scores, calibration, and measured size, MACs, latency and throughput.
 
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -86,7 +85,7 @@ def timed(fn, device, repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)  # the least disturbed repeat: other work on a shared machine only adds time
 
 
 def speed(model, device):
