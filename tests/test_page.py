@@ -230,9 +230,10 @@ def test_a_stroke_gives_both_probability_bars(tab):
     page.mouse.down()
     for step in range(1, 21):  # a vertical stroke: a "1"
         page.mouse.move(x + step * 0.5, y + step * box["height"] * 0.035)
+    for slot in "ab":  # answers come while the button is still down
+        expect(page.locator(f"#probs-{slot}")).to_have_attribute("data-label", re.compile(r"^\d$"))
     page.mouse.up()
     for slot in "ab":
-        expect(page.locator(f"#probs-{slot}")).to_have_attribute("data-label", re.compile(r"^\d$"))
         widths = page.locator(f"#probs-{slot} .bar i").evaluate_all("bars => bars.map(b => parseFloat(b.style.width))")
         assert len(widths) == 10 and abs(sum(widths) - 100) < 1, widths  # ten bars, one distribution
     expect(page.locator("#verdict")).to_contain_text(re.compile(r"Both read|disagree"))

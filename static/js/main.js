@@ -373,7 +373,8 @@ function logEpoch(slot, p) {
 function predictable() {
   return SLOTS.filter((s) => {
     const run = state.runs[s];
-    return run && (run.epoch.length > 0 || (run.batch.length > 0 && run.status !== "queued"));
+    if (!run || performance.now() < (run.retryAt ?? 0)) return false;
+    return run.epoch.length > 0 || (run.batch.length > 0 && run.status !== "queued");
   });
 }
 
@@ -401,18 +402,28 @@ async function runPredict() {
   predictState.last = performance.now();
   const image = drawn;
   const slots = predictable();
-  if (!slots.length) $("#verdict").textContent = "Train a model first; then its answer shows here.";
-  const answers = await Promise.all(slots.map((slot) => api.predict(image, [state.runs[slot].id]).then((a) => a.predictions[0], (err) => err)));
+  const runs = slots.map((slot) => state.runs[slot]);
+  if (!SLOTS.some((slot) => state.runs[slot]?.batch.length)) {
+    $("#verdict").textContent = "Train a model first; then its answer shows here.";
+  }
+  const answers = await Promise.all(runs.map((run) => api.predict(image, [run.id]).then((a) => a.predictions[0], (err) => err)));
   const labels = {};
   slots.forEach((slot, i) => {
+    if (!drawn) return; // cleared meanwhile
     const answer = answers[i];
-    if (answer instanceof Error) showProbs(slot, null, answer.message);
-    else {
+    if (answer instanceof Error) {
+      showProbs(slot, null, answer.message);
+      // 409: its first weight snapshot is a second or two away; ask again after that
+      if (answer.status === 409) {
+        runs[i].retryAt = performance.now() + 2000;
+        setTimeout(() => requestPredict(true), 2100);
+      }
+    } else {
       showProbs(slot, answer.probs);
       labels[slot] = answer.label;
     }
   });
-  showVerdict(labels);
+  if (drawn && slots.length) showVerdict(labels);
   predictState.busy = false;
   if (predictState.again) {
     predictState.again = false;
