@@ -28,8 +28,9 @@ class UnknownRun(LookupError):
 
 
 class Run:
-    def __init__(self, run_id, config, mode):
+    def __init__(self, run_id, config, mode, group=None, slot=0):
         self.id, self.config, self.mode = run_id, config, mode
+        self.group, self.slot = group or run_id, slot  # runs started together share a group; slot 0 is A
         self.status, self.error = "queued", None
         self.created = time.time()
         self.info = {}  # what the worker reported at run_started and run_finished
@@ -42,6 +43,8 @@ class Run:
             "id": self.id,
             "config": self.config.to_dict(),
             "mode": self.mode,
+            "group": self.group,
+            "slot": self.slot,
             "status": self.status,
             "error": self.error,
             "created": self.created,
@@ -83,13 +86,14 @@ class RunManager:
     def start(self, configs, mode="parallel"):
         if mode not in ("parallel", "sequential"):
             raise ConfigError("mode", "must be parallel or sequential")
-        runs = []
-        for offset, cfg in enumerate(configs):
-            run = Run(uuid.uuid4().hex[:12], cfg, mode)
-            run.created += offset * 1e-6  # keeps the given order when sorting by time
+        runs, group = [], uuid.uuid4().hex[:12]
+        for slot, cfg in enumerate(configs):
+            run = Run(uuid.uuid4().hex[:12], cfg, mode, group, slot)
+            run.created += slot * 1e-6  # keeps the given order when sorting by time
             (self.runs_dir / run.id).mkdir(parents=True)
             self.runs[run.id] = run
             runs.append(run)
+        self.listener("runs_created", {"group": group, "runs": [r.summary(metrics=False) for r in runs]})
         if mode == "parallel":
             threads = max(1, self.cores // max(1, len(self.active())))
             for run in runs:
@@ -245,7 +249,7 @@ class RunManager:
         for path in self.runs_dir.glob("*/run.json"):
             try:
                 saved = json.loads(path.read_text())
-                run = Run(saved["id"], validate(saved["config"]), saved.get("mode", "parallel"))
+                run = Run(saved["id"], validate(saved["config"]), saved["mode"], saved["group"], saved["slot"])
             except (ValueError, KeyError, ConfigError):
                 continue  # a damaged record is skipped, not fatal
             if not ID_PATTERN.match(run.id):

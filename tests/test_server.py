@@ -56,7 +56,10 @@ def worker_pid(run_id):
 
 
 def order(listener, name, run_id):
-    return next(i for i, (n, p) in enumerate(listener.events) if n == name and p.get("run_id") == run_id)
+    """Position of the first `name` event for `run_id` (or of any `name` event when run_id is None)."""
+    return next(
+        i for i, (n, p) in enumerate(listener.events) if n == name and (run_id is None or p.get("run_id") == run_id)
+    )
 
 
 @pytest.mark.parametrize("mode", ["parallel", "sequential"])
@@ -71,6 +74,10 @@ def test_two_runs_stream_every_event(server, listener, mode):
         run = server.get(f"/api/runs/{run_id}").json()
         assert run["status"] == "finished" and run["metrics"]["batch"] == batches
         assert 0 <= run["metrics"]["epoch"][0]["test_acc"] <= 1
+    (created,) = [p for p in listener.of("runs_created") if p["runs"][0]["id"] == a]
+    group = created["group"]
+    assert [(r["id"], r["slot"], r["group"]) for r in created["runs"]] == [(a, 0, group), (b, 1, group)]
+    assert order(listener, "runs_created", None) < order(listener, "run_started", a)
     if mode == "sequential":  # B waits for A
         assert order(listener, "run_finished", a) < order(listener, "run_started", b)
     else:  # both train at once
