@@ -1,0 +1,140 @@
+"""Shared helpers for the ratio benchmarks: machine facts, medians, engine rounds, RESULTS.md.
+
+Every benchmark measures a candidate against a baseline in the same run, in
+alternating rounds, and reports medians: this machine is shared and noisy.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DATA_DIR = Path(os.environ.get("CNN_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+
+
+def parser(description):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="a few short rounds: checks the path, not the numbers")
+    p.add_argument("--rounds", type=int, help="alternating rounds (overrides the default)")
+    p.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    return p
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def loadavg():
+    try:
+        return float(open("/proc/loadavg").read().split()[0])
+    except OSError:
+        return float("nan")
+
+
+def machine():
+    import torch
+
+    from cnn.train import native_bf16
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} "
+        f"({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} torch threads, "
+        f"native bf16: {native_bf16(torch.device('cpu'))}, Python {platform.python_version()}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+    )
+
+
+def command():
+    return " ".join([".venv/bin/python", "-m", f"benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]])
+
+
+def verdict(ok):
+    return "PASS" if ok else "FAIL"
+
+
+def write_section(name, lines, args):
+    """Replace this benchmark's section of RESULTS.md (kept between markers) with `lines`."""
+    header = [
+        f"## {name}",
+        "",
+        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
+        f"- machine: {machine()}",
+        f"- command: `{command()}`",
+        f"- load average at the end (1 min): {loadavg():.2f}",
+        "",
+    ]
+    block = "\n".join([f"<!-- {name}:start -->", *header, *lines, f"<!-- {name}:end -->"])
+    print(block)
+    if args.no_write or args.quick:
+        return
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
+
+
+class EngineLoop:
+    """The engine's own hot loop (Trainer.train_epoch) on a slice of the data, one round at a time."""
+
+    def __init__(self, cfg, emit=None, batch_hz=20.0, seed=0):
+        import torch
+
+        from cnn.models import build_model
+        from cnn.train import Trainer, make_optimizer
+
+        self.trainer = Trainer(cfg, str(DATA_DIR), device="cpu", emit=emit, batch_hz=batch_hz)
+        torch.manual_seed(seed)
+        model = build_model(cfg)
+        if self.trainer.device.type == "cpu":  # as Trainer.run does
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.optimizer = make_optimizer(cfg, model.parameters())
+        self.shuffle = torch.Generator().manual_seed(seed)
+        self.trainer.last_snapshot = time.perf_counter()
+
+    def round(self, images, labels, steps):
+        """Train `steps` batches; -> images per second of training time."""
+        n = steps * self.trainer.cfg.batch_size
+        _, _, seconds = self.trainer.train_epoch(
+            self.model, self.optimizer, images[:n], labels[:n], self.shuffle, 1, steps
+        )
+        return n / seconds
+
+
+def interleave(candidates, rounds, log=print):
+    """candidates: {name: () -> number}. Alternates the order each round; -> {name: [per round]}."""
+    names = list(candidates)
+    out = {name: [] for name in names}
+    for r in range(rounds):
+        order = names if r % 2 == 0 else names[::-1]
+        for name in order:
+            out[name].append(candidates[name]())
+        log(f"round {r + 1}/{rounds}: " + ", ".join(f"{n}={out[n][-1]:.1f}" for n in names) + f" load={loadavg():.2f}")
+    return out
+
+
+def ratios(results, top, bottom):
+    return [a / b for a, b in zip(results[top], results[bottom], strict=True)]
+
+
+def now():
+    return time.perf_counter()

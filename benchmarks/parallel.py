@@ -1,0 +1,100 @@
+"""Target 2: two runs in parallel (real worker processes via RunManager) vs one run alone.
+
+Solo: RunManager starts one model A run (all cores). Parallel: it starts two model A
+runs at once (half the cores each, as the server does). Throughput counts training
+only, from batch events (samples_seen at each event's arrival time), never start-up:
+solo = samples between its first and last batch event / time between them; parallel =
+both runs' samples inside the window where both are training / that window.
+"""
+
+import tempfile
+import threading
+import time
+
+from benchmarks.common import DATA_DIR, interleave, median, parser, ratios, verdict, write_section
+from cnn.config import RunConfig
+from cnn.runs import RunManager
+
+TARGET = 0.90
+
+
+class Recorder:
+    """RunManager listener: (arrival time, samples_seen) of each run's batch events."""
+
+    def __init__(self):
+        self.points, self.ended = {}, {}
+        self.lock = threading.Lock()
+
+    def __call__(self, name, payload):
+        with self.lock:
+            if name == "batch":
+                self.points.setdefault(payload["run_id"], []).append((time.perf_counter(), payload["samples_seen"]))
+            elif name in ("run_finished", "run_failed", "run_stopped"):
+                self.ended[payload["run_id"]] = name
+                if name == "run_failed":
+                    print("run failed:", payload.get("error"))
+
+
+def samples_at(points, t):
+    """samples_seen at time t, interpolated between batch events."""
+    for (t0, s0), (t1, s1) in zip(points, points[1:], strict=False):
+        if t0 <= t <= t1:
+            return s0 + (s1 - s0) * (t - t0) / max(t1 - t0, 1e-9)
+    return points[-1][1] if t > points[-1][0] else points[0][1]
+
+
+def one_round(count, train_samples, runs_dir):
+    recorder = Recorder()
+    manager = RunManager(DATA_DIR, runs_dir, device="cpu", listener=recorder)
+    runs = manager.start([RunConfig(train_samples=train_samples, epochs=1) for _ in range(count)], "parallel")
+    while len(recorder.ended) < count:
+        time.sleep(0.05)
+    if any(v != "run_finished" for v in recorder.ended.values()):
+        raise RuntimeError(f"a run did not finish: {recorder.ended}")
+    series = [recorder.points[r.id] for r in runs]
+    start, end = max(p[0][0] for p in series), min(p[-1][0] for p in series)
+    if end - start < 1.0:  # the runs hardly overlapped (a slow start): count the union instead, conservatively
+        start, end = min(p[0][0] for p in series), max(p[-1][0] for p in series)
+        print("warning: runs overlapped < 1 s; using the union window")
+    done = sum(samples_at(p, end) - samples_at(p, start) for p in series)
+    return done / (end - start)
+
+
+def main():
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    rounds = args.rounds or (2 if args.quick else 4)
+    samples = 3000 if args.quick else 25000
+    with tempfile.TemporaryDirectory() as runs_dir:
+        results = interleave(
+            {
+                "parallel": lambda: one_round(2, samples, runs_dir),
+                "solo": lambda: one_round(1, samples, runs_dir),
+            },
+            rounds,
+        )
+    share = median(ratios(results, "parallel", "solo"))
+    lines = [
+        f"Model A, 1 epoch of {samples} images per run, {rounds} alternating rounds; RunManager gives the solo run "
+        "all cores and each parallel run half (torch threads = cores // runs). Worker start-up and evaluation are "
+        "excluded (throughput from batch-event arrival times, over the window where every run in the round trains).",
+        "",
+        "| measure | median | per round |",
+        "|---|---|---|",
+        f"| one run alone, images/s | {median(results['solo']):.0f} | "
+        + ", ".join(f"{v:.0f}" for v in results["solo"])
+        + " |",
+        f"| two runs in parallel together, images/s | {median(results['parallel']):.0f} | "
+        + ", ".join(f"{v:.0f}" for v in results["parallel"])
+        + " |",
+        f"| **parallel / solo** (median of per-round ratios) | **{share:.2f}** | "
+        + ", ".join(f"{v:.2f}" for v in ratios(results, "parallel", "solo"))
+        + " |",
+        "",
+        f"Target: parallel together >= {TARGET:.0%} of one run alone: **{verdict(share >= TARGET)}** ({share:.0%}).",
+        "",
+    ]
+    write_section("parallel", lines, args)
+
+
+if __name__ == "__main__":
+    main()

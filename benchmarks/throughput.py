@@ -1,0 +1,137 @@
+"""Target 1: model A's training throughput with the engine's loop vs a plain DataLoader loop.
+
+Candidate: cnn.train's own hot loop (Trainer.train_epoch: in-memory uint8 batches,
+channels_last, bf16 autocast only where native). Baseline: torchvision MNIST with
+ToTensor + Normalize through a DataLoader (num_workers=0), fp32, same model and batch.
+Both run in alternating rounds in this process, each round also timing a large fp32
+and bf16 matmul, so the fraction of matmul peak is measured under the same noise.
+"""
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+from benchmarks.common import DATA_DIR, EngineLoop, interleave, median, parser, ratios, verdict, write_section
+from cnn import data
+from cnn.config import RunConfig
+from cnn.models import build_model
+from cnn.train import make_optimizer
+
+TARGET = 2.5
+
+
+def forward_macs(cfg):
+    """Multiply-accumulates of one image's forward pass: convs (same padding) + the linear head."""
+    macs, side, in_ch, k = 0, 28, 1, cfg.kernel_size
+    for i, out_ch in enumerate(cfg.channels):
+        macs += side * side * out_ch * in_ch * k * k
+        if i < 2:
+            side //= 2
+        in_ch = out_ch
+    return macs + in_ch * side * side * 10
+
+
+class PlainLoop:
+    """What a tutorial writes: DataLoader + ToTensor/Normalize, fp32, contiguous."""
+
+    def __init__(self, cfg, seed=0):
+        tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+        ds = datasets.MNIST(root=str(DATA_DIR), train=True, download=True, transform=tf)
+        self.loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, num_workers=0)
+        self.batches = iter(self.loader)
+        torch.manual_seed(seed)
+        self.model = build_model(cfg)
+        self.optimizer = make_optimizer(cfg, self.model.parameters())
+
+    def next_batch(self):
+        try:
+            return next(self.batches)
+        except StopIteration:
+            self.batches = iter(self.loader)
+            return next(self.batches)
+
+    def round(self, steps):
+        self.model.train()
+        n, start = 0, time.perf_counter()
+        for _ in range(steps):
+            x, y = self.next_batch()
+            self.optimizer.zero_grad()
+            loss = F.cross_entropy(self.model(x), y)
+            loss.backward()
+            self.optimizer.step()
+            n += len(y)
+        loss.item()
+        return n / (time.perf_counter() - start)
+
+
+def matmul_gflops(dtype, size, repeats):
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    a @ b  # warm-up: picks the kernel
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return repeats * 2 * size**3 / (time.perf_counter() - start) / 1e9
+
+
+def main():
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    rounds = args.rounds or (2 if args.quick else 9)
+    steps = 8 if args.quick else 40
+    cfg = RunConfig()
+    images, labels = data.load("mnist", DATA_DIR, train=True)
+    engine, plain = EngineLoop(cfg), PlainLoop(cfg)
+    engine.round(images, labels, 5), plain.round(5)  # warm-up: oneDNN primitives, allocator
+    results = interleave(
+        {
+            "engine": lambda: engine.round(images, labels, steps),
+            "plain": lambda: plain.round(steps),
+            "fp32_gflops": lambda: matmul_gflops(torch.float32, 2048, 3 if args.quick else 8),
+            "bf16_gflops": lambda: matmul_gflops(torch.bfloat16, 256, 3),
+        },
+        rounds,
+    )
+    speedup = median(ratios(results, "engine", "plain"))
+    flops_per_image = 3 * 2 * forward_macs(cfg)  # training ~ 3x forward (forward, two backward matmuls)
+    fraction = [e * flops_per_image / 1e9 / p for e, p in zip(results["engine"], results["fp32_gflops"], strict=True)]
+    precision = "bf16" if engine.trainer.bf16 else "fp32"
+    lines = [
+        f"Model A (channels 16-32-64, k=3, batch 64, adam), {rounds} alternating rounds of {steps} batches each, "
+        f"engine precision: {precision}, torch threads: {torch.get_num_threads()}.",
+        "",
+        "| measure | median | per round |",
+        "|---|---|---|",
+        f"| engine loop, images/s | {median(results['engine']):.0f} | "
+        + ", ".join(f"{v:.0f}" for v in results["engine"])
+        + " |",
+        f"| plain DataLoader loop, images/s | {median(results['plain']):.0f} | "
+        + ", ".join(f"{v:.0f}" for v in results["plain"])
+        + " |",
+        f"| **speedup engine / plain** (median of per-round ratios) | **{speedup:.2f}x** | "
+        + ", ".join(f"{v:.2f}" for v in ratios(results, "engine", "plain"))
+        + " |",
+        f"| fp32 matmul 2048², GFLOP/s | {median(results['fp32_gflops']):.1f} | "
+        + ", ".join(f"{v:.1f}" for v in results["fp32_gflops"])
+        + " |",
+        f"| bf16 matmul 256², GFLOP/s | {median(results['bf16_gflops']):.2f} | "
+        + ", ".join(f"{v:.2f}" for v in results["bf16_gflops"])
+        + " |",
+        f"| engine training GFLOP/s (at {flops_per_image / 1e6:.2f} MFLOP/image) | "
+        f"{median(results['engine']) * flops_per_image / 1e9:.1f} | |",
+        f"| **fraction of fp32 matmul peak** | **{median(fraction):.1%}** | "
+        + ", ".join(f"{v:.1%}" for v in fraction)
+        + " |",
+        "",
+        f"FLOPs: forward {forward_macs(cfg):,} MACs/image = {2 * forward_macs(cfg) / 1e6:.2f} MFLOP; "
+        f"training ~3x forward = {flops_per_image / 1e6:.2f} MFLOP/image.",
+        "",
+        f"Target: engine >= {TARGET}x plain: **{verdict(speedup >= TARGET)}** ({speedup:.2f}x).",
+        "",
+    ]
+    write_section("throughput", lines, args)
+
+
+if __name__ == "__main__":
+    main()
