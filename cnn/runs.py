@@ -20,6 +20,9 @@ from .config import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 ENDED = ("finished", "stopped", "failed")
 ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")  # ids never name a path
+# Idle OpenMP threads sleep instead of spinning: beside a browser, a server or a second run, spinning
+# threads fight for the cores and a run slowed to a tenth of its speed (benchmarks/omp_policy.py).
+WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
 STOP_GRACE = 0.5  # seconds a worker gets to end by SIGTERM before SIGKILL
 
 
@@ -95,7 +98,7 @@ class RunManager:
             runs.append(run)
         self.listener("runs_created", {"group": group, "runs": [r.summary(metrics=False) for r in runs]})
         if mode == "parallel":
-            threads = max(1, self.cores // max(1, len(self.active())))
+            threads = max(1, self.cores // len(runs))  # one run alone takes every core, two take half each
             for run in runs:
                 self._launch(run, threads)
         else:
@@ -143,6 +146,7 @@ class RunManager:
         run.proc = subprocess.Popen(
             [sys.executable, "-m", "cnn.worker", json.dumps(spec)],
             cwd=ROOT,
+            env=WORKER_ENV,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -227,6 +231,7 @@ class RunManager:
             process = subprocess.Popen(
                 [sys.executable, "-m", "cnn.analysis", json.dumps(spec)],
                 cwd=ROOT,
+                env=WORKER_ENV,
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=log,
