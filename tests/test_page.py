@@ -4,7 +4,10 @@ Each test opens a fresh tab and waits for real state the page publishes (data at
 statuses, messages), never for "network idle": Socket.IO long-polls for ever.
 """
 
+import os
 import re
+import signal
+import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -92,6 +95,18 @@ def stop_all(server, ids):
         server.post(f"/api/runs/{run_id}/stop")
 
 
+def worker_pid(run_id):
+    """The worker's command line carries its run id (in the weights path)."""
+    out = subprocess.run(["pgrep", "-f", f"cnn.worker.*{run_id}"], capture_output=True, text=True).stdout
+    return int(out.split()[0]) if out.strip() else None
+
+
+def fill(page, slot, **values):
+    group = panel(page, slot)
+    for field, value in values.items():
+        group.get_by_label(field, exact=True).fill(str(value))
+
+
 def test_page_loads_without_errors_or_outside_requests(tab):
     page = tab.open()
     expect(page.locator("#grid .cell")).to_have_count(16)  # the test images came from our server
@@ -125,6 +140,37 @@ def test_follows_the_colour_scheme(browser, server, scheme, background):
     page.goto(server.url + "/")
     expect(page.locator("body")).to_have_css("background-color", background)
     page.close()
+
+
+def test_chart_colours_follow_a_live_scheme_change(browser, server):
+    page = browser.new_page(color_scheme="light")
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-ready]")
+    colours = """name => {
+        const scales = Chart.getChart(document.querySelector(`canvas[aria-label=${name}]`)).options.scales;
+        return [scales.x.ticks.color, scales.y.title.color, scales.x.grid.color, scales.y.grid.color];
+    }"""
+    light = ["#5b6470", "#5b6470", "rgba(100, 110, 120, 0.18)", "rgba(100, 110, 120, 0.18)"]
+    dark = ["#9aa4b1", "#9aa4b1", "rgba(160, 170, 180, 0.16)", "rgba(160, 170, 180, 0.16)"]
+    assert page.evaluate(colours, "Loss") == light
+    page.emulate_media(color_scheme="dark")  # no reload: the system switched while the page was open
+    for chart in ("Loss", "Accuracy"):
+        expect(page.locator(f"canvas[aria-label={chart}]")).to_have_attribute("data-ink", "#9aa4b1")
+        assert page.evaluate(colours, chart) == dark
+    page.close()
+
+
+LEFT = "async (args) => (await import('/static/js/progress.js')).secondsLeft(args)"
+
+
+def test_time_left_counts_the_test_evaluation_after_each_epoch(tab):
+    page = tab.open()
+    run = {"samplesLeft": 3000, "rate": 1000, "epochs": 4}
+    # three epochs still to log, each followed by a 2 s evaluation as long as the last one took
+    assert page.evaluate(LEFT, {**run, "epochsLogged": 1, "lastEvalSeconds": 2}) == pytest.approx(3 + 3 * 2)
+    assert page.evaluate(LEFT, {**run, "epochsLogged": 4, "lastEvalSeconds": 2}) == pytest.approx(3)
+    # before the first epoch: a guess from the test set's size, never nothing
+    assert page.evaluate(LEFT, {**run, "epochsLogged": 0, "testSamples": 9000}) == pytest.approx(3 + 4 * 3)
 
 
 def test_panels_stack_on_a_phone(browser, server):
@@ -196,6 +242,41 @@ def test_train_draws_both_runs_on_both_charts_and_stop_ends_them(tab):
     assert tab.errors == []
 
 
+def test_a_second_tab_shows_a_new_pair_at_once_by_slot(tab, browser):
+    other_context = browser.new_context(viewport={"width": 1280, "height": 900})
+    other = Tab(other_context.new_page(), tab.server)
+    second = other.open()
+    # what the second tab showed in each panel the first time it showed a run there
+    second.evaluate("""() => {
+        window.firstShown = {};
+        for (const slot of 'ab') {
+            const run = document.querySelector(`#panel-${slot} .run`);
+            new MutationObserver(() => {
+                if (run.dataset.runId && !window.firstShown[slot])
+                    window.firstShown[slot] = {id: run.dataset.runId, status: run.dataset.status};
+            }).observe(run, {attributes: true});
+        }
+    }""")
+    page = tab.open()
+    fill(page, "a", channels="8-8", **QUICK)
+    fill(page, "b", channels="4-8", **QUICK)
+    page.get_by_role("button", name="Train", exact=True).click()
+    second.wait_for_function("window.firstShown.a && window.firstShown.b", timeout=TIMEOUT)
+    first_shown = second.evaluate("window.firstShown")
+    ids = [first_shown[s]["id"] for s in "ab"]
+    assert [tab.server.get(f"/api/runs/{i}").json()["slot"] for i in ids] == [0, 1]  # A is slot 0
+    assert [tab.server.get(f"/api/runs/{i}").json()["config"]["channels"] for i in ids] == [[8, 8], [4, 8]]
+    # shown before any run_started: a worker needs seconds to import torch
+    assert [first_shown[s]["status"] for s in "ab"] == ["queued", "queued"]
+    expect(panel(second, "b").get_by_label("channels", exact=True)).to_have_value("4-8")
+    stop_all(tab.server, ids)  # before their first weights: nothing left to analyse in the background
+    for slot in "ab":
+        expect(second.locator(f"#panel-{slot} .run")).to_have_attribute("data-status", "stopped")
+    assert tab.run_ids() == ids
+    assert tab.errors == [] and other.errors == []
+    other_context.close()
+
+
 def test_runs_started_elsewhere_show_live_and_a_reload_restores_the_curves(tab):
     page = tab.open()
     ids = tab.server.start([LONG, {**LONG, "channels": "4"}])  # as from a second tab
@@ -212,6 +293,17 @@ def test_runs_started_elsewhere_show_live_and_a_reload_restores_the_curves(tab):
         assert all(after[key] >= before[key] for key in before), (before, after)
         assert tab.run_ids() == ids
         expect(page.locator("#panel-a .run")).to_have_attribute("data-status", "running")
+        expect(page.locator("#panel-a .progress-text")).to_contain_text(re.compile(r"\d+:\d\d left"))
+
+        # a crashed worker: its panel says why, in full, next to its progress; the other goes on
+        os.kill(worker_pid(ids[0]), signal.SIGKILL)
+        message = page.locator("#panel-a .run-message")
+        expect(message).to_contain_text("Run failed: The training process was killed by signal 9", timeout=TIMEOUT)
+        expect(message).to_be_visible()
+        assert message.evaluate("m => m.scrollWidth <= m.clientWidth && m.scrollHeight <= m.clientHeight + 1")
+        expect(page.locator("#panel-a .run")).to_have_attribute("data-status", "failed")
+        assert page.locator("#panel-b .run").get_attribute("data-status") == "running"
+        assert page.get_by_role("link", name="Analyse A vs B").is_hidden()
     finally:
         stop_all(tab.server, ids)
 
@@ -240,6 +332,10 @@ def test_a_stroke_gives_both_probability_bars(tab):
     # the grid of test images got both models' answers after their epoch
     for slot in "AB":
         expect(page.locator("#grid")).to_have_attribute(f"data-right-{slot.lower()}", re.compile(r"\d+"))
+    # both ended and both analyses stored: a link to compare them, A first
+    link = page.get_by_role("link", name="Analyse A vs B")
+    expect(link).to_have_attribute("href", f"/analysis?a={ids[0]}&b={ids[1]}", timeout=TIMEOUT)
+    expect(link).to_be_visible()
     assert tab.errors == []
 
 

@@ -1,6 +1,7 @@
 // A curve chart overlaying models A and B: per-batch training as a thin line, per-epoch test as
 // markers joined by a bold line. Tiny API: reset(), addPoint(slot, kind, x, y), setters for the
-// view. Points are buffered and drawn at most once per animation frame with update("none");
+// view. Axis and grid colours come from the page's CSS and follow a live light/dark switch.
+// Points are buffered and drawn at most once per animation frame with update("none");
 // the decimation plugin keeps tens of thousands of points smooth. Chart comes from
 // /vendor/chart.umd.js (a classic script, loaded before the modules).
 
@@ -37,9 +38,6 @@ export class CurveChart {
         });
       }
     }
-    const css = getComputedStyle(document.documentElement);
-    const ink = css.getPropertyValue("--muted").trim() || "#666";
-    const grid = css.getPropertyValue("--grid").trim() || "rgba(128,128,128,0.2)";
     const Chart = globalThis.Chart;
     this.chart = new Chart(canvas, {
       type: "line",
@@ -53,18 +51,37 @@ export class CurveChart {
         spanGaps: true,
         interaction: { mode: "nearest", axis: "x", intersect: false },
         scales: {
-          x: { type: "linear", min: 0, title: { display: true, text: "samples seen", color: ink }, ticks: { color: ink }, grid: { color: grid } },
-          y: { type: "linear", title: { display: true, text: yTitle, color: ink }, ticks: { color: ink }, grid: { color: grid } },
+          x: { type: "linear", min: 0, title: { display: true, text: "samples seen" } },
+          y: { type: "linear", title: { display: true, text: yTitle } },
         },
         plugins: {
           decimation: { enabled: true, algorithm: "lttb", samples: 600 },
-          legend: { labels: { color: ink, boxWidth: 18, usePointStyle: true, sort: (a, b) => a.datasetIndex - b.datasetIndex } },
+          legend: { labels: { boxWidth: 18, usePointStyle: true, sort: (a, b) => a.datasetIndex - b.datasetIndex } },
           tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${this.format(c.parsed.y)}` } },
         },
       },
     });
     this.frame = 0;
+    this.applyTheme();
+    // the colours live in CSS under prefers-color-scheme; re-read them when the scheme changes
+    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.applyTheme());
     this.publish();
+  }
+
+  /** Takes axis, tick, grid and legend colours from the page's CSS variables (--muted, --grid). */
+  applyTheme() {
+    const css = getComputedStyle(document.documentElement);
+    const ink = css.getPropertyValue("--muted").trim() || "#666";
+    const grid = css.getPropertyValue("--grid").trim() || "rgba(128,128,128,0.2)";
+    const { scales, plugins } = this.chart.options;
+    for (const axis of [scales.x, scales.y]) {
+      axis.title.color = ink;
+      axis.ticks.color = ink;
+      axis.grid.color = grid;
+    }
+    plugins.legend.labels.color = ink;
+    this.canvas.dataset.ink = ink;
+    this.schedule();
   }
 
   format(y) {

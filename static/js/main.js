@@ -5,20 +5,21 @@ import * as api from "./api.js";
 import { canvasToMnist, DrawPad, paintImage } from "./canvas.js";
 import { CurveChart } from "./charts.js";
 import { CHOICES, DEFAULTS, FIELDS, paramCount, PRESETS, toFormValues, validate } from "./config.js";
+import { clock, secondsLeft } from "./progress.js";
 import { connect } from "./socket.js";
 
 const SLOTS = ["a", "b"];
 const ENDED = ["finished", "stopped", "failed"];
-const GROUP_SECONDS = 1; // runs created this close together were started as one pair
 const GRID_COUNT = 16;
 const $ = (selector, root = document) => root.querySelector(selector);
 
 const state = {
-  runs: { a: null, b: null }, // slot -> {id, config, status, error, info, batch: [], epoch: []}
+  runs: { a: null, b: null }, // slot -> {id, config, status, error, analysis, info, batch: [], epoch: []}
+  group: null, // the group shown: runs started together share one; slot 0 is A, slot 1 is B
   xAxis: "samples",
-  buffered: new Map(), // run id not shown yet -> events that arrived for it
+  known: new Set(), // every run id the server has told us of; events of those not shown are dropped
+  buffered: new Map(), // run id never heard of -> events that arrived for it (until a listing)
   syncing: null,
-  ignored: new Set(), // runs seen in a listing that were not the newest pair
   samples: null, // {dataset, images, labels}
 };
 
@@ -120,8 +121,10 @@ async function train() {
   button.disabled = true;
   try {
     const answer = await api.startRuns($("#mode").value, configs);
-    const runs = answer.runs.map((r) => ({ ...r, status: "queued", error: null, info: {}, metrics: { batch: [], epoch: [] } }));
-    adopt(runs);
+    // usually `runs_created` has shown them already; the answer covers a socket that is down
+    if (!sameRuns(answer.runs.map((r, i) => ({ ...r, slot: i })))) {
+      adopt(answer.runs.map((r, i) => ({ ...r, slot: i, status: "queued", error: null, info: {}, metrics: {} })));
+    }
     say("");
   } catch (err) {
     showServerError(err);
@@ -148,6 +151,7 @@ async function stopRuns(slots) {
     if (!run || ENDED.includes(run.status)) continue;
     panels[slot].stop.disabled = true;
     api.stopRun(run.id).then((answer) => {
+      if (!["ready", "failed"].includes(run.analysis)) run.analysis = answer.analysis ?? null; // "pending" if it had weights
       if (answer.status === "stopped") apply("run_stopped", { run_id: run.id }); // the event may come later
     }, (err) => {
       panels[slot].runMessage.textContent = err.message;
@@ -164,27 +168,34 @@ function updateButtons() {
   for (const slot of SLOTS) panels[slot].stop.disabled = !active.includes(slot);
 }
 
-// ---- runs: adopt a pair, apply events ------------------------------------------------------
+// ---- runs: adopt a group, apply events ------------------------------------------------------
 
-/** The pair to show: the newest run and any run created with it, oldest first. */
+const groupOf = (run) => run.group ?? run.id; // a record from before groups is a group of its own
+
+/** The group to show: the newest run's, in slot order (A first). */
 function newestGroup(runs) {
   if (!runs.length) return [];
   const newest = runs.reduce((a, b) => (b.created > a.created ? b : a));
-  return runs
-    .filter((r) => Math.abs(r.created - newest.created) < GROUP_SECONDS)
-    .sort((a, b) => a.created - b.created)
-    .slice(-2);
+  return runs.filter((r) => groupOf(r) === groupOf(newest)).sort((a, b) => (a.slot ?? 0) - (b.slot ?? 0));
 }
 
-/** Shows these runs (full records as in GET /api/runs/<id>) in slots A and B, from scratch. */
+/** Whether these runs (with slots) are the ones shown, each in its slot. */
+function sameRuns(runs) {
+  const wanted = new Map(runs.map((r) => [SLOTS[r.slot ?? 0], r.id]));
+  return SLOTS.every((slot) => state.runs[slot]?.id === wanted.get(slot));
+}
+
+/** Shows these runs (records as in GET /api/runs/<id>; metrics may be missing) in their slots, from scratch. */
 function adopt(runs) {
   for (const slot of SLOTS) state.runs[slot] = null;
-  for (const r of runs) state.ignored.delete(r.id);
+  for (const r of runs) state.known.add(r.id);
+  state.group = runs.length ? groupOf(runs[0]) : null;
   for (const chart of Object.values(charts)) chart.reset();
   runs.forEach((r, i) => {
-    const slot = SLOTS[i];
+    const slot = SLOTS[r.slot ?? i];
+    if (!slot) return;
     const panel = panels[slot];
-    state.runs[slot] = { id: r.id, config: r.config, status: r.status, error: r.error, info: { ...r.info }, batch: [], epoch: [] };
+    state.runs[slot] = { id: r.id, config: r.config, status: r.status, error: r.error, analysis: r.analysis ?? null, info: { ...r.info }, batch: [], epoch: [] };
     panel.log.replaceChildren();
     panel.runMessage.textContent = r.error ? `Run failed: ${r.error}` : "";
     setValues(slot, toFormValues(r.config));
@@ -201,7 +212,15 @@ function adopt(runs) {
     renderRun(slot);
   }
   updateButtons();
+  renderAnalysisLink();
   scheduleGrid();
+}
+
+/** `runs_created`: a group was just started, here or in another tab; show it at once. */
+function onRunsCreated({ group, runs }) {
+  for (const r of runs) state.known.add(r.id);
+  if (sameRuns(runs)) state.group = group; // this tab's own Train answer came first
+  else adopt(runs.map((r) => ({ ...r, group: r.group ?? group })));
 }
 
 function slotOf(runId) {
@@ -211,8 +230,8 @@ function slotOf(runId) {
 function apply(name, payload) {
   const slot = slotOf(payload.run_id);
   if (!slot) {
-    if (state.ignored.has(payload.run_id)) return;
-    // a run this page does not show yet: started in another tab, or its answer is on the way
+    if (state.known.has(payload.run_id)) return; // a run of an older group
+    // a run never heard of (its `runs_created` was missed, say over a reconnect): ask for a listing
     const list = state.buffered.get(payload.run_id) ?? [];
     if (list.length < 2000) list.push([name, payload]);
     state.buffered.set(payload.run_id, list);
@@ -233,11 +252,33 @@ function apply(name, payload) {
     run.status = "failed";
     run.error = payload.error;
     panels[slot].runMessage.textContent = `Run failed: ${payload.error}`;
-  }
+  } else if (name === "analysis_ready") run.analysis = "ready";
+  else if (name === "analysis_failed") run.analysis = "failed";
   if (name !== "batch" && name !== "epoch") {
     renderRun(slot);
     updateButtons();
+    renderAnalysisLink();
   }
+}
+
+/** "Analyse A vs B" once both runs of the group have ended and both analyses are stored. */
+function renderAnalysisLink() {
+  const link = $("#analyse"), note = $("#analyse-note");
+  const { a, b } = state.runs;
+  const ended = a && b && ENDED.includes(a.status) && ENDED.includes(b.status);
+  const ready = ended && a.analysis === "ready" && b.analysis === "ready";
+  link.hidden = !ready;
+  if (ready) link.href = `/analysis?a=${encodeURIComponent(a.id)}&b=${encodeURIComponent(b.id)}`;
+  else link.removeAttribute("href");
+  let text = "";
+  if (ended && !ready) {
+    const failed = SLOTS.filter((s) => state.runs[s].analysis === "failed").map((s) => s.toUpperCase());
+    // a finished run is always analysed; a stopped one only if it had saved weights
+    const waiting = SLOTS.some((s) => state.runs[s].analysis === "pending" || (state.runs[s].status === "finished" && !state.runs[s].analysis));
+    if (failed.length) text = `The analysis of ${failed.join(" and ")} failed.`;
+    else if (waiting) text = "Analysing both runs on the full test set…";
+  }
+  note.textContent = text;
 }
 
 function scheduleSync() {
@@ -256,7 +297,7 @@ function scheduleSync() {
     state.syncing = null;
     // a listed run that is not the newest pair stays off the page; its events are dropped from now on
     for (const run of listed) {
-      if (!slotOf(run.id)) state.ignored.add(run.id);
+      state.known.add(run.id);
       state.buffered.delete(run.id);
     }
     if (!failed && state.buffered.size) scheduleSync(); // runs newer than the listing
@@ -317,12 +358,6 @@ function scheduleRender(slot) {
   renderPending.add(slot);
 }
 
-function clock(seconds) {
-  if (!Number.isFinite(seconds) || seconds < 0) return "–";
-  const s = Math.round(seconds), m = Math.floor(s / 60);
-  return m >= 60 ? `${Math.floor(m / 60)}:${String(m % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}` : `${m}:${String(s % 60).padStart(2, "0")}`;
-}
-
 function renderRun(slot) {
   const panel = panels[slot], run = state.runs[slot];
   if (!run) {
@@ -345,7 +380,12 @@ function renderRun(slot) {
   else if (!p) panel.progressText.textContent = run.status === "running" ? "loading data…" : "";
   else {
     const rate = p.samples_per_s;
-    const left = run.status === "running" ? ` · ${clock((total - seen) / rate)} left` : "";
+    let left = "";
+    if (run.status === "running") {
+      const epochsLogged = run.epoch.length, lastEvalSeconds = run.epoch.at(-1)?.eval_seconds;
+      const seconds = secondsLeft({ samplesLeft: total - seen, rate, epochs, epochsLogged, lastEvalSeconds, testSamples: run.info.test_samples });
+      left = ` · ${clock(seconds)} left`;
+    }
     const parts = [`epoch ${p.epoch}/${epochs}`, `batch ${p.step}/${p.steps}`, `${Math.round(rate).toLocaleString("en-US")} samples/s`];
     if (run.status === "finished" && run.info.train_seconds) parts.push(`trained in ${run.info.train_seconds.toFixed(1)} s`);
     panel.progressText.textContent = parts.join(" · ") + left;
@@ -606,12 +646,14 @@ function start() {
 
   const handlers = {
     history: ({ runs }) => {
+      for (const r of runs) state.known.add(r.id);
       adopt(newestGroup(runs));
       document.body.dataset.ready = "true";
     },
+    runs_created: onRunsCreated,
     request_failed: (p) => say(p.error),
   };
-  for (const name of ["run_started", "batch", "epoch", "run_finished", "run_stopped", "run_failed"]) {
+  for (const name of ["run_started", "batch", "epoch", "run_finished", "run_stopped", "run_failed", "analysis_ready", "analysis_failed"]) {
     handlers[name] = (payload) => apply(name, payload);
   }
   connect(handlers, (text) => {

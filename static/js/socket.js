@@ -2,7 +2,10 @@
 // optional onStatus(text) for the connection state.
 import { io } from "/vendor/socket.io.esm.min.js";
 
-export const EVENTS = ["history", "run_started", "batch", "gradients", "epoch", "run_finished", "run_stopped", "run_failed", "request_failed"];
+export const EVENTS = [
+  "history", "runs_created", "run_started", "batch", "gradients", "epoch", "run_finished", "run_stopped", "run_failed",
+  "analysis_ready", "analysis_failed", "request_failed",
+];
 
 export function connect(handlers, onStatus = () => {}) {
   const socket = io({ reconnectionDelayMax: 5000 });
