@@ -39,7 +39,7 @@ def train(args):
     def listener(name, payload):
         with out_lock:
             print(json.dumps({"event": name, **payload}), flush=True)
-            run_id = payload["run_id"]
+            run_id = payload.get("run_id")  # runs_created names a group, not one run
             if name == "run_started":
                 label = "-".join(map(str, manager.runs[run_id].config.channels))
                 total = payload["steps_per_epoch"] * payload["epochs"]

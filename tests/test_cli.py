@@ -32,8 +32,9 @@ def test_missing_data_names_the_folder(tmp_path):
     (tmp_path / "MNIST").write_text("not a folder")  # neither readable nor downloadable, online or not
     done = cli(tmp_path, tmp_path, {"epochs": 1})
     assert done.returncode == 1
-    (failed,) = [json.loads(line) for line in done.stdout.splitlines()]
-    assert failed["event"] == "run_failed" and str(tmp_path / "MNIST" / "raw") in failed["error"]
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["runs_created", "run_failed"]
+    assert str(tmp_path / "MNIST" / "raw") in events[1]["error"]
 
 
 def test_a_bad_config_file_is_named(tmp_path, data_dir):
