@@ -144,17 +144,15 @@ def analyse(cfg, data_dir, weights_path, device, info):
 
 
 def activations(model, image):
-    """image (1, 1, 28, 28) normalised -> [(name, map tensor (C, H, W))] after each conv's ReLU."""
-    maps, names = [], dict((id(m), n) for n, m in conv_layers(model))
-    x, current = image, None
+    """image (1, 1, 28, 28) normalised -> [(name, map tensor (C, H, W))]: each conv's output after ReLU,
+    at the conv's own resolution (the model pools before its ReLU, which gives the same function)."""
+    maps, names = [], {id(m): n for n, m in conv_layers(model)}
+    x = image
     with torch.no_grad():
         for module in model:
             x = module(x)
             if id(module) in names:
-                current = names[id(module)]
-            elif isinstance(module, nn.ReLU) and current:
-                maps.append((current, x[0]))
-                current = None
+                maps.append((names[id(module)], torch.relu(x[0])))
     return maps
 
 

@@ -26,3 +26,13 @@ def test_model_b_default_is_8_8_8():
     cfg = validate({}, DEFAULT_B)
     assert cfg.channels == [8, 8, 8]
     assert param_count(cfg) == 80 + 584 + 584 + 10 * (8 * 49 + 1) == 5178
+
+
+def test_the_model_computes_conv_relu_pool_as_the_rule_says():
+    model = build_model(validate({"channels": [4, 6, 8]}))
+    convs = [m for m in model if isinstance(m, torch.nn.Conv2d)]
+    x = torch.randn(5, 1, 28, 28)
+    y = torch.nn.functional.max_pool2d(torch.relu(convs[0](x)), 2)
+    y = torch.nn.functional.max_pool2d(torch.relu(convs[1](y)), 2)
+    y = model[-1](torch.relu(convs[2](y)).flatten(1))
+    assert torch.allclose(model(x), y, atol=1e-6)

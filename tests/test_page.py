@@ -8,36 +8,16 @@ import os
 import re
 import signal
 import subprocess
-from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 import pytest
 from conftest import QUICK
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 # short real runs of tiny models: long enough to stop or reload mid-run, quick to start
 LONG = {"channels": "4-8", "train_samples": 2048, "epochs": 8, "batch_size": 32}
 TIMEOUT = 90_000  # ms; a worker takes a few seconds to import torch and load MNIST
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found; install Debian's chromium package (apt-get install chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 class Tab:

@@ -3,7 +3,7 @@
 // heatmaps live in analysis-heatmap.js and charts in analysis-charts.js.
 // body[data-ready] is set once a pair has been shown (errors included), for tests.
 
-import { ApiError } from "./api.js";
+import { ApiError, call } from "./api.js";
 import { canvasToMnist, DrawPad, paintImage } from "./canvas.js";
 import { clear as clearChart, gradientChart, gradientRange, reliabilityChart } from "./analysis-charts.js";
 import { confusionGrid, differenceGrid, paintMap } from "./analysis-heatmap.js";
@@ -13,27 +13,6 @@ const $ = (selector, root = document) => root.querySelector(selector);
 const POLL_MS = 2000; // while a chosen run is still being analysed
 
 // ---- REST ----
-
-async function call(method, path, body) {
-  let answer;
-  try {
-    answer = await fetch(path, {
-      method,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch {
-    throw new ApiError("The server cannot be reached; is it still running?", 0);
-  }
-  let data = null;
-  try {
-    data = await answer.json();
-  } catch {
-    // not JSON
-  }
-  if (!answer.ok) throw new ApiError(data?.error ?? `${method} ${path} answered ${answer.status}.`, answer.status);
-  return data;
-}
 
 const enc = encodeURIComponent;
 const api = {
