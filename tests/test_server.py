@@ -80,8 +80,9 @@ def test_two_runs_stream_every_event(server, listener, mode):
     assert order(listener, "runs_created", None) < order(listener, "run_started", a)
     if mode == "sequential":  # B waits for A
         assert order(listener, "run_finished", a) < order(listener, "run_started", b)
-    else:  # both train at once
-        assert order(listener, "run_started", b) < order(listener, "run_finished", a)
+    cores = os.cpu_count()
+    threads = [listener.of("run_started", run_id)[0]["threads"] for run_id in (a, b)]
+    assert threads == ([max(1, cores // 2)] * 2 if mode == "parallel" else [cores] * 2)  # parallel runs share
 
 
 def test_a_late_client_gets_the_history(server):
