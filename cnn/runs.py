@@ -99,8 +99,9 @@ class RunManager:
         self.listener("runs_created", {"group": group, "runs": [r.summary(metrics=False) for r in runs]})
         if mode == "parallel":
             threads = max(1, self.cores // len(runs))  # one run alone takes every core, two take half each
-            for run in runs:
-                self._launch(run, threads)
+            with self.lock:
+                for run in runs:
+                    self._launch(run, threads)
         else:
             threading.Thread(target=self._one_after_another, args=(runs,), daemon=True).start()
         return runs
@@ -131,8 +132,11 @@ class RunManager:
     # ---- workers -------------------------------------------------------
     def _one_after_another(self, runs):
         for run in runs:
-            if run.status == "queued":
-                self._launch(run, self.cores).join()
+            with self.lock:  # a stop between this check and the launch would leave a worker running
+                if run.status != "queued":
+                    continue
+                reader = self._launch(run, self.cores)
+            reader.join()
 
     def _launch(self, run, threads):
         spec = {
