@@ -3,13 +3,17 @@
 Waits for what the page publishes (body[data-ready], cell states), never for "network idle".
 """
 
+import re
 import time
 from urllib.parse import urlparse
 
 import pytest
 from playwright.sync_api import expect
 
-PAIR = [{"train_samples": 2000, "epochs": 1}, {"train_samples": 2000, "epochs": 1, "channels": "4"}]
+# Fashion-MNIST, so the pages must name classes as clothing; MNIST's names are the digits themselves
+FASHION = {"train_samples": 2000, "epochs": 1, "dataset": "fashion_mnist"}
+PAIR = [FASHION, {**FASHION, "channels": "4"}]
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 TIMEOUT = 30_000  # ms, for the page once both analyses are stored
 
 
@@ -48,13 +52,19 @@ def test_analysis_of_two_runs(page, server, pair):
         region = page.get_by_role("region", name=name, exact=True)
         expect(region).to_be_visible()
         expect(region.locator(".cm-cell")).to_have_count(100)
+        expect(region.locator(".axis.true")).to_have_text(["T-shirt", *CLASSES[1:9], "Boot"])  # short names
+        expect(region.locator(".axis.true").last).to_have_attribute("title", "true Ankle boot")
     expect(page.locator("#run-a")).to_have_value(a)
     expect(page.locator("#run-b")).to_have_value(b)
 
     gallery = page.get_by_role("region", name="Only one got it right")
     expect(gallery.locator("canvas").first).to_be_visible()
+    expect(gallery.locator(".truth").first).to_have_text(re.compile(f"^true ({'|'.join(map(re.escape, CLASSES))})$"))
+    expect(page.locator("#scores-table tbody th")).to_have_text(CLASSES)
 
     facts = page.get_by_role("region", name="Model facts")
+    expect(facts).to_contain_text("latency, batch 1 (best of 50)")
+    expect(facts).to_contain_text("throughput, batch 256 (best of 10)")
     for run_id in pair:
         params = server.get(f"/api/runs/{run_id}/analysis").json()["params"]
         expect(facts).to_contain_text(f"{params:,}")
@@ -66,6 +76,7 @@ def test_analysis_of_two_runs(page, server, pair):
     page.get_by_role("region", name="Confusion A", exact=True).locator('.cm-cell[data-true="1"][data-pred="1"]').click()
     cell = page.get_by_role("region", name="Cell images")
     expect(cell).to_have_attribute("data-state", "shown")
+    expect(page.locator("#cell-title")).to_have_text("True Trouser, predicted Trouser (right)")
     expect(cell.locator("canvas").first).to_be_visible()
     assert page.problems == []
 
@@ -73,7 +84,40 @@ def test_analysis_of_two_runs(page, server, pair):
 def test_unknown_run_says_so(page, server, pair):
     page.goto(f"{server.url}/analysis?a=nosuchrun&b={pair[1]}")
     page.wait_for_selector("body[data-ready]", timeout=TIMEOUT)
-    expect(page.get_by_role("region", name="Confusion A", exact=True)).to_contain_text("no run with id 'nosuchrun'")
+    sentence = "Run A (nosuchrun) does not exist; pick another run above."
+    said = page.get_by_role("region", name="Confusion A", exact=True).locator(".message")
+    expect(said).to_have_text(sentence)
+    expect(said).to_have_attribute("title", re.compile("no run with id 'nosuchrun'"))  # the server's own words
+    expect(page.locator("#verdict-text")).to_have_text(f"No verdict yet. {sentence}")
     expect(page.get_by_role("region", name="Confusion B").locator(".cm-cell")).to_have_count(100)
     page.problems[:] = [p for p in page.problems if "404" not in p]  # the 404 answers themselves
+    assert page.problems == []
+
+
+def test_main_page_names_clothing_for_fashion_runs(page, server, pair):
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-ready]")
+    assert [page.get_attribute(f"#panel-{s} .run", "data-run-id") for s in "ab"] == pair  # the newest pair
+    note = page.get_by_role("note")
+    expect(note).to_contain_text("Both models were trained on clothing")
+    expect(page.get_by_label("Draw a digit")).to_be_visible()
+    for slot in "ab":
+        expect(page.locator(f"#probs-{slot} .prob-row .digit")).to_have_text(CLASSES)
+    # the grid shows Fashion-MNIST's own test images, named, with each model's answer as a name
+    grid = page.locator("#grid")
+    expect(grid).to_have_attribute("data-right-b", re.compile(r"\d+"), timeout=TIMEOUT)
+    one_of = re.compile(f"^({'|'.join(map(re.escape, CLASSES))})$")
+    for truth in grid.locator(".truth").all():
+        expect(truth).to_have_text(one_of)
+    expect(grid.locator(".guess[data-slot=a]").first).to_have_text(re.compile(r"^A: [A-Z]"))
+    # a stroke: the verdict names a piece of clothing
+    pad = page.get_by_label("Draw a digit")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.8, steps=10)
+    page.mouse.up()
+    names = "|".join(map(re.escape, CLASSES))
+    expect(page.locator("#verdict")).to_have_text(re.compile(f"(Both read|A reads) ({names})"))
     assert page.problems == []

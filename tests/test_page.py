@@ -174,19 +174,33 @@ def test_parameter_count_follows_typing(tab):
 @pytest.mark.parametrize(
     "slot, field, value, message",
     [
-        ("a", "lr", "2", "lr: must be a number from 1e-05 to 1"),
-        ("b", "channels", "8-x-8", "channels: must be 1 to 6 layers of 1 to 256 channels, like 16-32-64"),
-        ("b", "train_samples", "0", "train_samples: must be a whole number from 1 to 60000"),
+        ("a", "lr", "2", "must be a number from 1e-05 to 1"),
+        ("b", "channels", "8-x-8", "must be 1 to 6 layers of 1 to 256 channels, like 16-32-64"),
+        ("b", "train_samples", "0", "must be a whole number from 1 to 60000"),
     ],
 )
 def test_invalid_value_shows_message_and_sends_nothing(tab, slot, field, value, message):
     page = tab.open()
     box = panel(page, slot).get_by_label(field, exact=True)
     box.fill(value)
+    # the rule alone: the label above names the field, and the rule replaces the field's hint
     expect(page.locator(f"#{slot}-{field}-message")).to_have_text(message)
+    expect(panel(page, slot).locator(f"[data-field={field}] small")).to_be_hidden()
     expect(box).to_have_attribute("aria-invalid", "true")
     page.get_by_role("button", name="Train", exact=True).click()
+    expect(page.locator("#train-message")).to_contain_text(f"Model {slot.upper()} has an invalid value")
     expect(page.locator("#train-message")).to_contain_text("Nothing was sent")
+    assert ("POST", "/api/runs") not in tab.requests
+
+
+def test_both_invalid_panels_are_named_by_train(tab):
+    page = tab.open()
+    fill(page, "a", lr="2")
+    fill(page, "b", epochs="0", seed="-1")
+    page.get_by_role("button", name="Train", exact=True).click()
+    expect(page.locator("#train-message")).to_have_text(
+        "Models A and B have invalid values; fix the marked fields first. Nothing was sent."
+    )
     assert ("POST", "/api/runs") not in tab.requests
 
 
@@ -195,8 +209,9 @@ def test_server_error_shows_next_to_its_field(tab):
     answer = {"error": "models[1].lr: must be a number from 1e-05 to 1", "field": "models[1].lr"}
     page.route("**/api/runs", lambda route: route.fulfill(status=400, json=answer))
     page.get_by_role("button", name="Train", exact=True).click()
-    expect(page.locator("#b-lr-message")).to_have_text("lr: must be a number from 1e-05 to 1")
-    expect(page.locator("#train-message")).to_contain_text("model B")
+    expect(page.locator("#b-lr-message")).to_have_text("must be a number from 1e-05 to 1")
+    refused = "The server refused model B's lr: must be a number from 1e-05 to 1"
+    expect(page.locator("#train-message")).to_have_text(refused)
 
 
 def test_train_draws_both_runs_on_both_charts_and_stop_ends_them(tab):
@@ -217,6 +232,9 @@ def test_train_draws_both_runs_on_both_charts_and_stop_ends_them(tab):
     page.get_by_role("button", name="Stop", exact=True).click()
     for slot in "ab":
         expect(page.locator(f"#panel-{slot} .run")).to_have_attribute("data-status", "stopped", timeout=TIMEOUT)
+        # a stopped run looks stopped: said in words, and its bar muted (a live or finished one is opaque)
+        expect(page.locator(f"#panel-{slot} .progress-text")).to_contain_text(re.compile(r"^stopped at \d+%"))
+        expect(page.locator(f"#panel-{slot} progress")).to_have_css("opacity", "0.6")
     assert [tab.server.get(f"/api/runs/{i}").json()["status"] for i in ids] == ["stopped", "stopped"]
     expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled()
     assert tab.errors == []
@@ -289,11 +307,16 @@ def test_runs_started_elsewhere_show_live_and_a_reload_restores_the_curves(tab):
 
 
 def test_a_stroke_gives_both_probability_bars(tab):
-    ids = tab.server.start([{**QUICK, "channels": "8-8"}, {**QUICK, "channels": "4-8"}])
-    for run_id in ids:
-        assert tab.server.wait(run_id)["status"] == "finished"
+    ids = tab.server.start([{**QUICK, "channels": "8-8"}, {**QUICK, "channels": "4-8"}], mode="sequential")
+    runs = [tab.server.wait(run_id) for run_id in ids]
+    assert [run["status"] for run in runs] == ["finished", "finished"]
     page = tab.open()
     assert tab.run_ids() == ids
+    expect(page.get_by_label("mode", exact=True)).to_have_value("sequential")  # as the shown runs were started
+    expect(panel(page, "b").get_by_label("channels", exact=True)).to_have_value("4-8")
+    for slot, run in zip("ab", runs, strict=True):  # an ended run: its whole run's rate, not the last window's
+        rate = round(run["info"]["samples_seen"] / run["info"]["train_seconds"])
+        expect(page.locator(f"#panel-{slot} .progress-text")).to_contain_text(f"{rate:,} samples/s on average")
     pad = page.get_by_label("Draw a digit")
     pad.scroll_into_view_if_needed()
     box = pad.bounding_box()

@@ -7,6 +7,7 @@ import { ApiError, call } from "./api.js";
 import { canvasToMnist, DrawPad, paintImage } from "./canvas.js";
 import { clear as clearChart, gradientChart, gradientRange, reliabilityChart } from "./analysis-charts.js";
 import { confusionGrid, differenceGrid, paintMap } from "./analysis-heatmap.js";
+import { aClass, className, classNames, shortNames } from "./classes.js";
 
 const SLOTS = ["a", "b"];
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -68,9 +69,13 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-function message(root, text) {
-  const box = root.matches(".message") ? root : $(".message", root);
-  if (box) box.textContent = text || "";
+/** Shows a sentence in a section's message line; `detail` (the server's own words) goes in its title. */
+function message(root, text, detail = "") {
+  const box = root.matches(".message, .verdict-line") ? root : $(".message", root);
+  if (!box) return;
+  box.textContent = text || "";
+  if (detail && detail !== text) box.title = `The server said: ${detail}`;
+  else box.removeAttribute("title");
 }
 
 function describe(run) {
@@ -147,6 +152,7 @@ async function load() {
     return;
   }
   message($(".pickers"), "");
+  document.body.dataset.dataset = datasetOf("a"); // class names as words (clothing) need roomier thumbnails
   $("#cell").hidden = true;
   const settled = await Promise.allSettled([api.analysis(a), api.analysis(b)]);
   if (gen !== state.generation) return;
@@ -187,8 +193,37 @@ function waitFor(gen, ids) {
   }, POLL_MS);
 }
 
+/** The data set of the run in a slot (MNIST when unknown); A and B are compared on one. */
+function datasetOf(slot) {
+  return state.runs.get(state.ids[slot])?.config.dataset ?? state.runs.get(state.ids[slot === "a" ? "b" : "a"])?.config.dataset ?? "mnist";
+}
+
+const classesOf = (slot) => ({ names: classNames(datasetOf(slot)), short: shortNames(datasetOf(slot)) });
+const nameOf = (slot, label) => className(datasetOf(slot), label);
+
+/**
+ * An API error about the run in a slot, phrased for a person: "Run A (zzz) does not exist; pick
+ * another run above." The server's sentences name fields and ids ("run_id: no run with id 'zzz'");
+ * showErrors() keeps them in the message's title.
+ */
 function errorText(slot, error) {
-  return `${slot.toUpperCase()}: ${error.message}`;
+  const id = state.ids[slot], who = `Run ${slot.toUpperCase()}${id ? ` (${id})` : ""}`;
+  const said = String(error?.message ?? error ?? "");
+  if (error?.status === 404 && /no run with id/.test(said)) return `${who} does not exist; pick another run above.`;
+  if (error?.status === 0) return `${who} could not be loaded: the server cannot be reached; is it still running?`;
+  if (!id) return `Choose run ${slot.toUpperCase()} above.`;
+  // 409s are sentences already ("Run <id> is still running; …"): name the slot as well as the id
+  const escaped = id.replace(/[.*+?^$()|[\]{}\\]/g, "\\$&");
+  const named = said.replace(new RegExp(`\\b([Rr]un) ${escaped}(?![\\w-])`), `$1 ${slot.toUpperCase()} (${id})`);
+  if (named !== said) return named;
+  return `${who} could not be loaded: ${said.replace(/^[\w.[\]]+: /, "")}`;
+}
+
+/** errorText for each slot that has an error, in one line, with the server's words for a title. */
+function showErrors(root, errors, prefix = "") {
+  const bad = SLOTS.filter((s) => errors[s]);
+  const text = bad.map((s) => errorText(s, errors[s])).join(" ");
+  message(root, text ? prefix + text : "", bad.map((s) => `${s.toUpperCase()}: ${errors[s].message}`).join(" "));
 }
 
 // ---- confusion matrices ----
@@ -198,16 +233,16 @@ function showMatrices(results, errors) {
   for (const slot of SLOTS) {
     const grid = $(".matrix", boxes[slot]);
     if (results[slot]) {
-      confusionGrid(grid, results[slot].confusion, (t, p, btn) => pickCell(slot, t, p, btn));
+      confusionGrid(grid, results[slot].confusion, (t, p, btn) => pickCell(slot, t, p, btn), classesOf(slot));
       message(boxes[slot], "");
     } else {
       grid.replaceChildren();
-      message(boxes[slot], errorText(slot, errors[slot]));
+      showErrors(boxes[slot], { [slot]: errors[slot] });
     }
   }
   const diff = $(".matrix", boxes.diff);
   if (results.a && results.b) {
-    differenceGrid(diff, results.a.confusion, results.b.confusion, (t, p, btn) => pickCell("diff", t, p, btn));
+    differenceGrid(diff, results.a.confusion, results.b.confusion, (t, p, btn) => pickCell("diff", t, p, btn), classesOf("a"));
     message(boxes.diff, "");
   } else {
     diff.replaceChildren();
@@ -222,7 +257,8 @@ async function pickCell(kind, t, p, button) {
   view.hidden = false;
   view.dataset.kind = kind;
   view.dataset.state = "loading";
-  $("#cell-title").textContent = `True ${t}, predicted ${p}${t === p ? " (right)" : ""}`;
+  const names = kind === "diff" ? "a" : kind;
+  $("#cell-title").textContent = `True ${nameOf(names, t)}, predicted ${nameOf(names, p)}${t === p ? " (right)" : ""}`;
   const body = $("#cell-body");
   body.replaceChildren(el("p", { class: "hint", text: "Loading…" }));
   const slots = kind === "diff" ? SLOTS : [kind];
@@ -235,7 +271,7 @@ async function pickCell(kind, t, p, button) {
       const block = el("div", { class: "cell-run", "data-slot": slot });
       const answer = settled[i];
       if (answer.status === "rejected") {
-        block.append(el("h4", { text: slot.toUpperCase() }), el("p", { class: "message", text: answer.reason.message }));
+        block.append(el("h4", { text: slot.toUpperCase() }), el("p", { class: "message", text: errorText(slot, answer.reason), title: answer.reason.message }));
         return block;
       }
       const { count: n, images, confidences, indices } = answer.value;
@@ -243,7 +279,7 @@ async function pickCell(kind, t, p, button) {
       block.append(el("h4", { text: `${slot.toUpperCase()}: ${int(n)} image${n === 1 ? "" : "s"}${shown}` }));
       const thumbs = el("div", { class: "thumbs" });
       images.forEach((image, k) => {
-        thumbs.append(thumb(image, `#${indices[k]}`, `${pct(confidences[k], 0)}`, `test image ${indices[k]}: predicted ${p} with confidence ${pct(confidences[k], 1)}`));
+        thumbs.append(thumb(image, `#${indices[k]}`, `${pct(confidences[k], 0)}`, `test image ${indices[k]}: predicted ${nameOf(slot, p)} with confidence ${pct(confidences[k], 1)}`));
       });
       if (!n) thumbs.append(el("p", { class: "hint", text: "No test image falls in this cell." }));
       block.append(thumbs);
@@ -281,11 +317,11 @@ function showScores(results, errors) {
   const body = $("tbody", section), foot = $("tfoot", section);
   body.replaceChildren();
   foot.replaceChildren();
-  const msgs = SLOTS.filter((s) => errors[s]).map((s) => errorText(s, errors[s]));
-  message(section, msgs.join(" "));
+  showErrors(section, errors);
   if (!results.a && !results.b) return;
+  const named = results.a ? "a" : "b";
   for (let c = 0; c < 10; c++) {
-    const row = el("tr", {}, el("th", { scope: "row", text: String(c) }));
+    const row = el("tr", {}, el("th", { scope: "row", text: nameOf(named, c) }));
     for (const metric of ["precision", "recall", "f1"]) {
       const values = SLOTS.map((s) => results[s]?.per_class[c][metric] ?? null);
       const cells = SLOTS.map((s, i) => el("td", { class: `col-${s}`, text: fixed(values[i], 3) }));
@@ -313,8 +349,8 @@ const FACTS = [
   ["size on disk", "size_bytes", bytes, false],
   ["multiply-accumulates per image", "macs", count, false],
   ["training time", "train_seconds", seconds, false],
-  ["latency, batch 1 (median)", "latency_ms", (v) => `${v.toFixed(3)} ms`, false],
-  ["throughput, batch 256", "throughput", (v) => `${int(v)} images/s`, true],
+  ["latency, batch 1 (best of 50)", "latency_ms", (v) => `${v.toFixed(3)} ms`, false],
+  ["throughput, batch 256 (best of 10)", "throughput", (v) => `${int(v)} images/s`, true],
   ["peak memory in training", "peak_memory_bytes", bytes, false],
   ["device", "device", String, null],
   ["test images", "test_samples", int, null],
@@ -324,7 +360,7 @@ function showFacts(results, errors) {
   const section = $(".facts");
   const body = $("tbody", section);
   body.replaceChildren();
-  message(section, SLOTS.filter((s) => errors[s]).map((s) => errorText(s, errors[s])).join(" "));
+  showErrors(section, errors);
   if (!results.a && !results.b) return;
   for (const [label, key, format, higher] of FACTS) {
     const values = SLOTS.map((s) => results[s]?.[key] ?? null);
@@ -350,7 +386,7 @@ function showVerdict(results, errors) {
   const line = $("#verdict-text");
   const { a, b } = results;
   if (!a || !b) {
-    line.textContent = `No verdict yet: ${SLOTS.filter((s) => errors[s]).map((s) => errorText(s, errors[s])).join(" ")}`;
+    showErrors(line, errors, "No verdict yet. ");
     line.dataset.winner = "";
     return;
   }
@@ -381,7 +417,7 @@ function showCalibration(results, errors) {
     if (!r) {
       clearChart(canvas);
       $(`#ece-${slot}`).textContent = "";
-      message(box, errorText(slot, errors[slot]));
+      showErrors(box, { [slot]: errors[slot] });
       continue;
     }
     message(box, "");
@@ -401,7 +437,7 @@ async function showGradients(gen) {
     const box = $(`.gradients [data-slot="${slot}"]`), canvas = $(`#grad-${slot}`);
     if (settled[i].status === "rejected") {
       clearChart(canvas);
-      message(box, errorText(slot, settled[i].reason));
+      showErrors(box, { [slot]: settled[i].reason });
       return;
     }
     const { layers } = settled[i].value;
@@ -414,7 +450,7 @@ async function showGradients(gen) {
 
 function answer(slot, pred, conf, label) {
   const right = pred === label;
-  return el("span", { class: `guess slot-${slot} ${right ? "right" : "wrong"}`, text: `${slot.toUpperCase()} ${pred} ${pct(conf, 0)}` });
+  return el("span", { class: `guess slot-${slot} ${right ? "right" : "wrong"}`, text: `${slot.toUpperCase()} ${nameOf(slot, pred)} ${pct(conf, 0)}` });
 }
 
 async function showCompare(gen, results) {
@@ -429,7 +465,10 @@ async function showCompare(gen, results) {
   try {
     data = await api.compare(state.ids.a, state.ids.b);
   } catch (error) {
-    if (gen === state.generation) message(section, error.message);
+    if (gen === state.generation) {
+      const slot = SLOTS.find((s) => error.message.includes(`'${state.ids[s]}'`)) ?? (error.field === "b" ? "b" : "a");
+      message(section, errorText(slot, error), error.message);
+    }
     return;
   }
   if (gen !== state.generation) return;
@@ -441,8 +480,8 @@ async function showCompare(gen, results) {
     const box = $(`#only-${slot}`);
     for (const item of items) {
       const answers = el("span", { class: "answers" }, answer("a", item.pred_a, item.conf_a, item.label), answer("b", item.pred_b, item.conf_b, item.label));
-      const title = `test image ${item.index}, a ${item.label}: A says ${item.pred_a} (${pct(item.conf_a, 1)}), B says ${item.pred_b} (${pct(item.conf_b, 1)})`;
-      box.append(thumb(item.image, `true ${item.label}`, answers, title));
+      const title = `test image ${item.index}, ${aClass(datasetOf("a"), item.label)}: A says ${nameOf("a", item.pred_a)} (${pct(item.conf_a, 1)}), B says ${nameOf("b", item.pred_b)} (${pct(item.conf_b, 1)})`;
+      box.append(thumb(item.image, `true ${nameOf("a", item.label)}`, answers, title));
     }
     if (!items.length) box.append(el("p", { class: "hint", text: "None." }));
   }
@@ -461,7 +500,7 @@ async function showSamples(gen) {
   try {
     data = await api.samples(dataset, 16);
   } catch (error) {
-    message($(".features"), error.message);
+    message($(".features"), `The test images could not be loaded: ${error.message}`);
     return;
   }
   if (gen !== state.generation) return;
@@ -470,12 +509,13 @@ async function showSamples(gen) {
     ...data.images.map((image, i) => {
       const canvas = el("canvas", { width: 28, height: 28 });
       paintImage(canvas, image);
-      const button = el("button", { type: "button", class: "sample", title: `test image ${i}, a ${data.labels[i]}`, "aria-label": `test image ${i}, a ${data.labels[i]}` }, canvas);
-      button.addEventListener("click", () => useImage(image, `test image ${i} (a ${data.labels[i]})`, button));
+      const what = aClass(dataset, data.labels[i]);
+      const button = el("button", { type: "button", class: "sample", title: `test image ${i}, ${what}`, "aria-label": `test image ${i}, ${what}` }, canvas);
+      button.addEventListener("click", () => useImage(image, `test image ${i} (${what})`, button));
       return button;
     }),
   );
-  if (!state.image) selectSample(box.firstElementChild, data.images[0], `test image 0 (a ${data.labels[0]})`);
+  if (!state.image) selectSample(box.firstElementChild, data.images[0], `test image 0 (${aClass(dataset, data.labels[0])})`);
 }
 
 function selectSample(button, image, source) {
@@ -503,7 +543,7 @@ async function showMaps() {
     const group = $(`.maps-model[data-slot="${slot}"]`), box = $(`#maps-${slot}`);
     box.replaceChildren();
     if (settled[i].status === "rejected") {
-      message(group, errorText(slot, settled[i].reason));
+      showErrors(group, { [slot]: settled[i].reason });
       return;
     }
     message(group, "");

@@ -47,9 +47,10 @@ function choice(name, text, allowed) {
 }
 
 export class FieldError extends Error {
-  constructor(field, message) {
-    super(`${field}: ${message}`);
+  constructor(field, rule) {
+    super(`${field}: ${rule}`);
     this.field = field;
+    this.rule = rule; // what is allowed, without the field's name: the form shows it under its label
   }
 }
 
@@ -82,14 +83,14 @@ const PARSERS = {
   precision: (v) => choice("precision", v, CHOICES.precision),
 };
 
-/** Typed values {field: string} -> {config, errors: {field: sentence}}; config is null if any error. */
+/** Typed values {field: string} -> {config, errors: {field: rule}}; config is null if any error. */
 export function validate(values) {
   const config = {}, errors = {};
   for (const name of FIELDS) {
     try {
       config[name] = PARSERS[name](values[name] ?? "");
     } catch (err) {
-      errors[name] = err.message;
+      errors[name] = err.rule;
     }
   }
   const samples = String(values.train_samples ?? "").trim();
@@ -97,7 +98,7 @@ export function validate(values) {
     try {
       config.train_samples = wholeNumber("train_samples", samples, 1, TRAIN_SIZE[config.dataset] ?? 60000);
     } catch (err) {
-      errors.train_samples = err.message;
+      errors.train_samples = err.rule;
     }
   }
   return { config: Object.keys(errors).length ? null : config, errors };

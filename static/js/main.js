@@ -4,6 +4,7 @@
 import * as api from "./api.js";
 import { canvasToMnist, DrawPad, paintImage } from "./canvas.js";
 import { CurveChart } from "./charts.js";
+import { aClass, className, isFashion } from "./classes.js";
 import { CHOICES, DEFAULTS, FIELDS, paramCount, PRESETS, toFormValues, validate } from "./config.js";
 import { clock, secondsLeft } from "./progress.js";
 import { connect } from "./socket.js";
@@ -111,10 +112,13 @@ function say(text) {
 async function train() {
   say("");
   const configs = SLOTS.map(checkPanel);
-  const bad = SLOTS.find((slot, i) => !configs[i]);
-  if (bad) {
-    say(`Model ${bad.toUpperCase()} has an invalid value; fix the marked field first. Nothing was sent.`);
-    panels[bad].root.querySelector("[aria-invalid=true]")?.focus();
+  const bad = SLOTS.filter((slot, i) => !configs[i]);
+  if (bad.length) {
+    const fields = SLOTS.filter((s) => bad.includes(s)).map((s) => panels[s].root.querySelectorAll("[aria-invalid=true]").length);
+    const many = fields.reduce((x, y) => x + y, 0) > 1;
+    const who = bad.length === 2 ? "Models A and B have" : `Model ${bad[0].toUpperCase()} has`;
+    say(`${who} ${many ? "invalid values; fix the marked fields" : "an invalid value; fix the marked field"} first. Nothing was sent.`);
+    panels[bad[0]].root.querySelector("[aria-invalid=true]")?.focus();
     return;
   }
   const button = $("#train");
@@ -138,8 +142,9 @@ function showServerError(err) {
   const match = /^models\[(\d)\]\.(\w+)$/.exec(err.field ?? "");
   if (match && SLOTS[match[1]] && panels[SLOTS[match[1]]].inputs[match[2]]) {
     const slot = SLOTS[match[1]];
-    showFieldError(slot, match[2], err.message.replace(/^models\[\d\]\./, ""));
-    say(`The server refused model ${slot.toUpperCase()}: ${err.message}`);
+    const rule = err.message.replace(/^models\[\d\]\.\w+: /, ""); // the label above says which field
+    showFieldError(slot, match[2], rule);
+    say(`The server refused model ${slot.toUpperCase()}'s ${match[2]}: ${rule}`);
   } else {
     say(err.message);
   }
@@ -190,6 +195,9 @@ function adopt(runs) {
   for (const slot of SLOTS) state.runs[slot] = null;
   for (const r of runs) state.known.add(r.id);
   state.group = runs.length ? groupOf(runs[0]) : null;
+  // the group's mode, so a reload shows how it was started (the Train answer carries no mode)
+  const mode = runs.find((r) => r.mode)?.mode;
+  if (mode && [...$("#mode").options].some((o) => o.value === mode)) $("#mode").value = mode;
   for (const chart of Object.values(charts)) chart.reset();
   runs.forEach((r, i) => {
     const slot = SLOTS[r.slot ?? i];
@@ -213,6 +221,7 @@ function adopt(runs) {
   }
   updateButtons();
   renderAnalysisLink();
+  renderClasses();
   scheduleGrid();
 }
 
@@ -376,18 +385,23 @@ function renderRun(slot) {
   const p = run.batch[run.batch.length - 1];
   const seen = p?.samples_seen ?? 0;
   panel.progress.value = run.status === "finished" ? 1 : Math.min(1, seen / total);
+  const ended = ENDED.includes(run.status);
+  panel.progress.setAttribute("aria-valuetext", `${run.status}, ${Math.round(panel.progress.value * 100)}%`);
   if (run.status === "queued") panel.progressText.textContent = run.config && "waiting for its worker…";
-  else if (!p) panel.progressText.textContent = run.status === "running" ? "loading data…" : "";
+  else if (!p) panel.progressText.textContent = run.status === "running" ? "loading data…" : ended ? `${run.status} before its first batch` : "";
   else {
-    const rate = p.samples_per_s;
+    // running: the epoch-to-date rate the server sends; ended: the whole run's average
+    const trained = run.info.samples_seen ?? p.samples_seen, secs = run.info.train_seconds ?? p.train_seconds;
+    const rate = ended && secs > 0 ? trained / secs : p.samples_per_s;
     let left = "";
     if (run.status === "running") {
       const epochsLogged = run.epoch.length, lastEvalSeconds = run.epoch.at(-1)?.eval_seconds;
       const seconds = secondsLeft({ samplesLeft: total - seen, rate, epochs, epochsLogged, lastEvalSeconds, testSamples: run.info.test_samples });
       left = ` · ${clock(seconds)} left`;
     }
-    const parts = [`epoch ${p.epoch}/${epochs}`, `batch ${p.step}/${p.steps}`, `${Math.round(rate).toLocaleString("en-US")} samples/s`];
-    if (run.status === "finished" && run.info.train_seconds) parts.push(`trained in ${run.info.train_seconds.toFixed(1)} s`);
+    const parts = [`epoch ${p.epoch}/${epochs}`, `batch ${p.step}/${p.steps}`, `${Math.round(rate).toLocaleString("en-US")} samples/s${ended ? " on average" : ""}`];
+    if (run.status === "stopped" || run.status === "failed") parts.unshift(`${run.status} at ${Math.round(panel.progress.value * 100)}%`);
+    if (run.status === "finished" && secs) parts.push(`trained in ${secs.toFixed(1)} s`);
     panel.progressText.textContent = parts.join(" · ") + left;
   }
 }
@@ -481,6 +495,7 @@ function buildProbs(slot) {
     const row = document.createElement("div");
     row.className = "prob-row";
     row.innerHTML = `<span class="digit">${d}</span><span class="bar"><i></i></span><span class="value"></span><span class="mark" aria-hidden="true"></span>`;
+    row.dataset.class = String(d);
     box.append(row);
   }
   const note = document.createElement("p");
@@ -512,23 +527,43 @@ function showVerdict(labels) {
     }
   }
   const { a, b } = labels;
+  const name = (slot, label) => className(datasetOf(slot), label);
   verdict.classList.remove("disagree");
   if (a === undefined || b === undefined) {
     const one = a ?? b;
-    if (one !== undefined) verdict.textContent = `Model ${a !== undefined ? "A" : "B"} reads ${one}.`;
+    if (one !== undefined) verdict.textContent = `Model ${a !== undefined ? "A" : "B"} reads ${name(a !== undefined ? "a" : "b", one)}.`;
     return;
   }
-  if (a === b) {
-    verdict.textContent = `Both read ${a}.`;
+  if (name("a", a) === name("b", b)) {
+    verdict.textContent = `Both read ${name("a", a)}.`;
     return;
   }
-  verdict.textContent = `They disagree: A reads ${a}, B reads ${b}.`;
+  verdict.textContent = `They disagree: A reads ${name("a", a)}, B reads ${name("b", b)}.`;
   verdict.classList.add("disagree");
   for (const [slot, d] of [["a", a], ["b", b]]) {
     const row = $(`#probs-${slot}`).querySelectorAll(".prob-row")[d];
     row.classList.add("disagree");
     $(".mark", row).textContent = "≠";
   }
+}
+
+/** The data set a slot's run was trained on (MNIST when the slot is empty). */
+function datasetOf(slot) {
+  return state.runs[slot]?.config?.dataset ?? "mnist";
+}
+
+/** Names the probability rows after the shown runs' classes, and says when they know clothing, not digits. */
+function renderClasses() {
+  for (const slot of SLOTS) {
+    const box = $(`#probs-${slot}`), dataset = datasetOf(slot);
+    box.dataset.dataset = dataset;
+    box.querySelectorAll(".prob-row").forEach((row, d) => ($(".digit", row).textContent = className(dataset, d)));
+  }
+  const fashion = SLOTS.filter((s) => state.runs[s] && isFashion(datasetOf(s)));
+  const note = $("#draw-note");
+  note.hidden = fashion.length === 0;
+  const who = fashion.length === 2 ? "Both models were" : `Model ${fashion[0]?.toUpperCase()} was`;
+  note.textContent = fashion.length ? `${who} trained on clothing (Fashion-MNIST), so ${fashion.length === 2 ? "they read" : "it reads"} a drawing as one of ten kinds of clothing: try a trouser, a bag or a shoe.` : "";
 }
 
 function clearPad() {
@@ -554,10 +589,13 @@ async function loadSamples(dataset) {
   state.samples = { dataset, images: answer.images, labels: answer.labels };
   const grid = $("#grid");
   grid.replaceChildren();
+  grid.dataset.dataset = dataset;
   answer.images.forEach((image, i) => {
     const cell = document.createElement("figure");
     cell.className = "cell";
-    cell.innerHTML = `<canvas width="28" height="28" aria-label="test image ${i + 1}, a ${answer.labels[i]}"></canvas><figcaption><span class="truth">${answer.labels[i]}</span><span class="guess" data-slot="a"></span><span class="guess" data-slot="b"></span></figcaption>`;
+    cell.innerHTML = `<canvas width="28" height="28"></canvas><figcaption><span class="truth"></span><span class="guess" data-slot="a"></span><span class="guess" data-slot="b"></span></figcaption>`;
+    $("canvas", cell).setAttribute("aria-label", `test image ${i + 1}, ${aClass(dataset, answer.labels[i])}`);
+    $(".truth", cell).textContent = className(dataset, answer.labels[i]);
     paintImage($("canvas", cell), image);
     grid.append(cell);
   });
@@ -572,8 +610,9 @@ async function refreshGrid() {
   gridBusy = true;
   try {
     const ready = (run) => run && (run.epoch.length > 0 || run.status === "finished");
-    // the images of the first model that can answer; a run that never trained says nothing
-    const dataset = SLOTS.map((s) => state.runs[s]).find(ready)?.config.dataset ?? "mnist";
+    // the images of the first model that can answer, else of the first shown; a run that never trained says nothing
+    const shown = SLOTS.map((s) => state.runs[s]);
+    const dataset = (shown.find(ready) ?? shown.find(Boolean))?.config.dataset ?? "mnist";
     const samples = await loadSamples(dataset);
     $("#grid-message").textContent = "";
     const cells = $("#grid").querySelectorAll(".cell");
@@ -584,7 +623,7 @@ async function refreshGrid() {
       cells.forEach((cell, i) => {
         const span = $(`.guess[data-slot=${slot}]`, cell);
         span.classList.remove("right", "wrong");
-        span.textContent = guesses ? `${slot.toUpperCase()}: ${guesses[i]}` : "";
+        span.textContent = guesses ? `${slot.toUpperCase()}: ${className(run.config.dataset, guesses[i])}` : "";
         if (guesses) {
           const ok = guesses[i] === samples.labels[i];
           right += ok;
