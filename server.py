@@ -1,6 +1,9 @@
 """Starts CNN Playground: python server.py [--host H] [--port P] [--data-dir D] [--device D]."""
 
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message="\nEventlet is deprecated")  # the chosen stack; not news at every start
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # first, before anything imports socket or threading
 
@@ -33,7 +36,8 @@ def main():
     app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "DEVICE": args.device})
     atexit.register(app.extensions["runs"].stop_all)
     print(f"CNN Playground on http://{args.host}:{args.port}  (data: {os.path.abspath(args.data_dir)})", flush=True)
-    if not os.path.isdir(os.path.join(args.data_dir, "MNIST", "raw")):
+    raw = os.path.join(args.data_dir, "MNIST", "raw")
+    if not any(name.startswith("train-images") for name in (os.listdir(raw) if os.path.isdir(raw) else [])):
         print(
             f"MNIST is not in {os.path.abspath(args.data_dir)} yet: the first run downloads it. "
             "Offline? See README, 'Data sets, online and offline'.",

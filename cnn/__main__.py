@@ -53,18 +53,21 @@ def train(args):
             if all(r.status in ENDED for r in manager.runs.values()):
                 done.set()
 
-    runs_dir = args.runs_dir or tempfile.mkdtemp(prefix="cnn-runs-")
-    manager = RunManager(args.data_dir, runs_dir, args.device, listener)
-    manager.runs.clear()  # only this invocation's runs count
-    manager.start(configs, args.mode)
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        manager.stop_all()
-    for bar in bars.values():
-        bar.close()
-    failed = [r for r in manager.runs.values() if r.status == "failed"]
-    return 1 if failed else 0
+    with tempfile.TemporaryDirectory(prefix="cnn-runs-") as scratch:
+        manager = RunManager(args.data_dir, args.runs_dir or scratch, args.device, listener, analyse=False)
+        manager.runs.clear()  # only this invocation's runs count
+        manager.start(configs, args.mode)
+        interrupted = False
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            interrupted = True
+            manager.stop_all()
+        for bar in bars.values():
+            bar.close()
+    if interrupted:
+        return 130  # as a shell reports a Ctrl-C
+    return 1 if any(r.status == "failed" for r in manager.runs.values()) else 0
 
 
 def main(argv=None):

@@ -51,7 +51,8 @@ def _int(name, value, low, high):
         number = float(value) if isinstance(value, str) else value
     except ValueError:
         raise ConfigError(name, f"must be a whole number from {low} to {high}") from None
-    if number != number or number != int(number) or not low <= number <= high:
+    # the range check comes first: int() of an infinity raises
+    if number != number or not low <= number <= high or number != int(number):
         raise ConfigError(name, f"must be a whole number from {low} to {high}")
     return int(number)
 
@@ -66,7 +67,9 @@ def parse_channels(value):
     """'16-32-64', '16,32,64' or [16, 32, 64] -> [16, 32, 64]."""
     rule = f"must be 1 to {MAX_LAYERS} layers of 1 to {MAX_CHANNELS} channels, like 16-32-64"
     if isinstance(value, str):
-        parts = [p for p in re.split(r"[\s,\-]+", value.strip()) if p]
+        if not re.fullmatch(r"\d+([\s,\-]+\d+)*", value.strip(), re.ASCII):
+            raise ConfigError("channels", rule)
+        parts = re.split(r"[\s,\-]+", value.strip())
     elif isinstance(value, list):
         parts = value
     else:

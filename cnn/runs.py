@@ -24,10 +24,15 @@ ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")  # ids never name a path
 # threads fight for the cores and a run slowed to a tenth of its speed (benchmarks/omp_policy.py).
 WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
 STOP_GRACE = 0.5  # seconds a worker gets to end by SIGTERM before SIGKILL
+MAX_ACTIVE = 4  # queued or running at once: two pairs; each worker holds the data set and torch (~0.9 GB)
 
 
 class UnknownRun(LookupError):
     """No run has that id."""
+
+
+class Busy(RuntimeError):
+    """Too many runs are queued or running; the message says what to do."""
 
 
 class Run:
@@ -60,12 +65,14 @@ class Run:
 
 
 class RunManager:
-    def __init__(self, data_dir, runs_dir, device="auto", listener=None, cores=None):
+    def __init__(self, data_dir, runs_dir, device="auto", listener=None, cores=None, analyse=True):
         self.data_dir, self.runs_dir, self.device = str(data_dir), Path(runs_dir), device
         self.listener = listener or (lambda name, payload: None)
         self.cores = cores or os.cpu_count() or 1
+        self.analyse = analyse  # the command line has no use for analyses
         self.runs = {}
         self.lock = threading.Lock()
+        self.analysis_lock = threading.Lock()  # one analysis at a time, so their timings compare
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self._load_saved()
 
@@ -89,6 +96,11 @@ class RunManager:
     def start(self, configs, mode="parallel"):
         if mode not in ("parallel", "sequential"):
             raise ConfigError("mode", "must be parallel or sequential")
+        if len(self.active()) + len(configs) > MAX_ACTIVE:
+            raise Busy(
+                f"{len(self.active())} runs are queued or training and at most {MAX_ACTIVE} may be at once; "
+                "stop some or wait for them to end."
+            )
         runs, group = [], uuid.uuid4().hex[:12]
         for slot, cfg in enumerate(configs):
             run = Run(uuid.uuid4().hex[:12], cfg, mode, group, slot)
@@ -99,9 +111,8 @@ class RunManager:
         self.listener("runs_created", {"group": group, "runs": [r.summary(metrics=False) for r in runs]})
         if mode == "parallel":
             threads = max(1, self.cores // len(runs))  # one run alone takes every core, two take half each
-            with self.lock:
-                for run in runs:
-                    self._launch(run, threads)
+            for run in runs:
+                self._launch(run, threads)
         else:
             threading.Thread(target=self._one_after_another, args=(runs,), daemon=True).start()
         return runs
@@ -132,11 +143,9 @@ class RunManager:
     # ---- workers -------------------------------------------------------
     def _one_after_another(self, runs):
         for run in runs:
-            with self.lock:  # a stop between this check and the launch would leave a worker running
-                if run.status != "queued":
-                    continue
-                reader = self._launch(run, self.cores)
-            reader.join()
+            reader = self._launch(run, self.cores)
+            if reader:
+                reader.join()
 
     def _launch(self, run, threads):
         spec = {
@@ -146,16 +155,18 @@ class RunManager:
             "threads": threads,
             "weights_path": str(self.weights_path(run.id)),
         }
-        log = open(self.runs_dir / run.id / "worker.log", "wb")
-        run.proc = subprocess.Popen(
-            [sys.executable, "-m", "cnn.worker", json.dumps(spec)],
-            cwd=ROOT,
-            env=WORKER_ENV,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
-        log.close()
+        # under the lock: a stop that came first wins, and one that comes later finds run.proc set
+        with self.lock, open(self.runs_dir / run.id / "worker.log", "wb") as log:
+            if run.status != "queued":
+                return None
+            run.proc = subprocess.Popen(
+                [sys.executable, "-m", "cnn.worker", json.dumps(spec)],
+                cwd=ROOT,
+                env=WORKER_ENV,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
         reader = threading.Thread(target=self._read, args=(run,), daemon=True)
         reader.start()
         return reader
@@ -168,6 +179,8 @@ class RunManager:
                 continue  # not an event; the worker sends stray output to its log
             self._handle(run, message.pop("event", None), message)
         run.proc.wait()
+        run.proc.stdout.close()
+        run.proc.stdin.close()  # the worker is gone; our ends of its pipes go too
         with self.lock:
             if run.status in ENDED:
                 return
@@ -199,8 +212,8 @@ class RunManager:
                 run.status, run.error = "failed", payload.get("error")
             else:
                 return
-        if run.status in ENDED:
-            self._save(run)
+        if name in ("run_started", "epoch") or run.status in ENDED:
+            self._save(run)  # a server that dies mid-run keeps the history up to the last epoch
         self.listener(name, payload)
         if name == "run_finished":
             self._analyse_later(run)
@@ -210,23 +223,35 @@ class RunManager:
         return self.runs_dir / run_id / "analysis.json"
 
     def _analyse_later(self, run):
-        if not self.weights_path(run.id).exists():
+        if not self.analyse or not self.weights_path(run.id).exists():
             return  # stopped before its first snapshot: nothing to analyse
         run.analysis = "pending"
         threading.Thread(target=self._analyse, args=(run,), daemon=True).start()
 
+    def resume_analyses(self):
+        """Analyses that a stopped server never finished are made again."""
+        for run in self.runs.values():
+            if run.status in ("finished", "stopped") and run.analysis is None:
+                self._analyse_later(run)
+
     def _analyse(self, run):
+        # Timings compare only when measured alike: one analysis at a time, with no run training.
+        with self.analysis_lock:
+            while any(r.status in ("queued", "running") for r in self.runs.values()):
+                time.sleep(0.5)
+            self._analyse_now(run)
+
+    def _analyse_now(self, run):
         info = dict(run.info)
         if "train_seconds" not in info and run.metrics["batch"]:  # stopped: measured up to its last batch
             info["train_seconds"] = run.metrics["batch"][-1].get("train_seconds")
         if "peak_memory_bytes" not in info and run.metrics["epoch"]:
             info["peak_memory_bytes"] = run.metrics["epoch"][-1].get("peak_memory_bytes")
-        busy = any(r.status == "running" for r in self.runs.values())
         spec = {
             "config": run.config.to_dict(),
             "data_dir": self.data_dir,
             "device": self.device,
-            "threads": 1 if busy else self.cores,
+            "threads": self.cores,
             "weights_path": str(self.weights_path(run.id)),
             "out_path": str(self.analysis_path(run.id)),
             "info": info,
@@ -241,6 +266,7 @@ class RunManager:
                 stderr=log,
             )
             code = process.wait()
+            process.stdin.close()
         run.analysis = "ready" if code == 0 else "failed"
         self._save(run)
         self.listener("analysis_ready" if code == 0 else "analysis_failed", {"run_id": run.id})
@@ -253,17 +279,22 @@ class RunManager:
         os.replace(tmp, path)
 
     def _load_saved(self):
-        from .config import validate
-
         for path in self.runs_dir.glob("*/run.json"):
             try:
-                saved = json.loads(path.read_text())
-                run = Run(saved["id"], validate(saved["config"]), saved["mode"], saved["group"], saved["slot"])
-            except (ValueError, KeyError, ConfigError):
+                run = self._restore(json.loads(path.read_text()))
+            except (ValueError, KeyError, TypeError, AttributeError, ConfigError):
                 continue  # a damaged record is skipped, not fatal
-            if not ID_PATTERN.match(run.id):
-                continue
-            run.status, run.error = saved["status"], saved.get("error")
-            run.created, run.info, run.metrics = saved["created"], saved["info"], saved["metrics"]
-            run.analysis = "ready" if self.analysis_path(run.id).exists() else None
-            self.runs[run.id] = run
+            if ID_PATTERN.match(run.id) and path.parent.name == run.id:
+                self.runs[run.id] = run
+
+    def _restore(self, saved):
+        from .config import validate
+
+        run = Run(saved["id"], validate(saved["config"]), saved["mode"], saved["group"], saved["slot"])
+        run.status, run.error = saved["status"], saved.get("error")
+        run.created, run.info, run.metrics = float(saved["created"]), dict(saved["info"]), dict(saved["metrics"])
+        if run.status not in ENDED:  # the server stopped while it trained; its worker died with it
+            run.status = "stopped"
+            run.error = "The server stopped during this run; its history up to the last finished epoch is kept."
+        run.analysis = "ready" if self.analysis_path(run.id).exists() else None
+        return run

@@ -66,6 +66,7 @@ def save_weights(model, path):
 
 
 def peak_memory_bytes(device):
+    """The process's high-water mark: CUDA memory allocated on a GPU, resident memory on a CPU."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device)
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
@@ -172,6 +173,10 @@ class Trainer:
             },
         )
         self.last_snapshot = time.perf_counter()
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        # what training adds is what tells models apart: the torch runtime and the data set are shared
+        self.memory_before = peak_memory_bytes(dev)
         for epoch in range(1, cfg.epochs + 1):
             loss, acc, seconds = self.train_epoch(model, optimizer, images, labels, shuffle, epoch, steps)
             if self.stopped:
@@ -190,7 +195,7 @@ class Trainer:
                     "seconds": seconds,
                     "eval_seconds": time.perf_counter() - started,
                     "samples_seen": self.samples_seen,
-                    "peak_memory_bytes": peak_memory_bytes(dev),
+                    "peak_memory_bytes": self.training_memory(),
                 },
             )
         self.model = model
@@ -201,10 +206,14 @@ class Trainer:
                     "epochs": cfg.epochs,
                     "samples_seen": self.samples_seen,
                     "train_seconds": self.train_seconds,
-                    "peak_memory_bytes": peak_memory_bytes(dev),
+                    "peak_memory_bytes": self.training_memory(),
                 },
             )
         return model
+
+    def training_memory(self):
+        """How far training raised the peak memory above what the process held before its first batch."""
+        return max(0, peak_memory_bytes(self.device) - self.memory_before)
 
     def snapshot(self, model):
         if self.weights_path:
@@ -264,7 +273,8 @@ class Trainer:
                         "samples_seen": self.samples_seen,
                         "loss": window_loss.item() / window_n,
                         "acc": window_correct.item() / window_n,
-                        "samples_per_s": window_n / max(now - window_start, 1e-9),
+                        # over the epoch so far: a window can be one short last batch
+                        "samples_per_s": epoch_n / max(now - epoch_start - paused, 1e-9),
                         "train_seconds": self.train_seconds + now - epoch_start - paused,
                     },
                 )

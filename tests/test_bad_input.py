@@ -8,7 +8,7 @@ IMAGE = [ROW] * 28
 GOOD = {"train_samples": 64, "epochs": 1}
 
 CASES = [
-    # (method, path, JSON body or raw text, status, words the message must hold)
+    # (method, path, JSON body or raw text (sent as is), status, words the message must hold)
     ("post", "/api/runs", "not json", 400, "body"),
     ("post", "/api/runs", [1, 2], 400, "body"),
     ("post", "/api/runs", {}, 400, "models"),
@@ -34,6 +34,12 @@ CASES = [
     ("post", "/api/runs", {"models": [{"train_samples": 60001}]}, 400, "train_samples"),
     ("post", "/api/runs", {"models": [{"seed": -1}]}, 400, "seed"),
     ("post", "/api/runs", {"models": [{"path": "/etc/passwd"}]}, 400, "not a config field"),
+    ("post", "/api/runs", '{"models": [{"batch_size": 1e400}]}', 400, "batch_size"),
+    ("post", "/api/runs", {"models": [{"seed": "inf"}]}, 400, "seed"),
+    ("post", "/api/runs", {"models": [{"train_samples": "1e400"}]}, 400, "train_samples"),
+    ("post", "/api/runs", '{"models": [{"channels": [1e999]}]}', 400, "channels"),
+    ("post", "/api/runs", {"models": [{"channels": "-16"}]}, 400, "channels"),
+    ("post", "/api/runs", {"models": [{"epochs": "0x10"}]}, 400, "epochs"),
     ("get", "/api/runs/nope", None, 404, "no run"),
     ("get", "/api/runs/..%2f..%2fetc", None, 404, ""),
     ("post", "/api/runs/abcdefabcdef/stop", None, 404, "no run"),
@@ -50,6 +56,9 @@ CASES = [
     ("post", "/api/models/check", {"config": {"lr": 5}}, 400, "lr"),
     ("get", "/api/samples?count=1000", None, 400, "count"),
     ("get", "/api/samples?dataset=../../etc", None, 400, "dataset"),
+    ("get", "/api/samples?count=%C2%B2", None, 400, "count"),
+    ("get", "/api/runs/abcdefabcdef/confusion?true=%C2%B2&pred=1", None, 404, "no run"),
+    ("get", "/api/compare?b=abcdefabcdef", None, 400, "a: must name a run id"),
 ]
 
 

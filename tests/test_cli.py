@@ -1,6 +1,7 @@
 """The engine from the command line, as people who script experiments use it."""
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -40,3 +41,18 @@ def test_missing_data_names_the_folder(tmp_path):
 def test_a_bad_config_file_is_named(tmp_path, data_dir):
     done = cli(tmp_path, data_dir, {"kernel_size": 4})
     assert done.returncode != 0 and "model0.json" in done.stderr and "kernel_size" in done.stderr
+
+
+def test_ctrl_c_stops_the_runs_and_says_so(tmp_path, data_dir):
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps({"epochs": 50}))
+    runs_dir = tmp_path / "runs"  # its path is in the worker's command line: a name to look for
+    cmd = [sys.executable, "-m", "cnn", "train", "--data-dir", str(data_dir), "--config", str(path)]
+    cmd += ["--runs-dir", str(runs_dir)]
+    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in process.stdout:
+        if '"batch"' in line:
+            break
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 130
+    assert subprocess.run(["pgrep", "-f", str(runs_dir)], capture_output=True).returncode == 1  # no worker left

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -207,5 +208,58 @@ def test_runs_survive_a_server_restart(data_dir, tmp_path):
     try:
         after = api.get(f"/api/runs/{run_id}").json()
         assert after["status"] == "finished" and after["metrics"] == before["metrics"]
+    finally:
+        stop_server(api)
+
+
+def test_too_many_runs_at_once_are_refused_with_a_reason(server, listener):
+    started = server.start([{"epochs": 5}, QUICK], "sequential") + server.start([{"epochs": 5}, QUICK], "sequential")
+    try:
+        answer = server.post("/api/runs", json={"models": [QUICK]})
+        assert answer.status_code == 409 and "at most 4" in answer.json()["error"]
+    finally:
+        for run_id in started:
+            server.post(f"/api/runs/{run_id}/stop")
+    assert server.post("/api/runs", json={"models": [{**QUICK, "train_samples": 64}]}).status_code == 202
+
+
+def pipes(pid):
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("pipe:"))
+
+
+def test_a_server_killed_mid_run_comes_back_with_its_history(data_dir, tmp_path):
+    runs_dir = tmp_path / "runs"
+    for name, text in (("aaaaaaaaaaaa", "[]"), ("bbbbbbbbbbbb", "{}"), ("cccccccccccc", '{"id": 5}')):
+        (runs_dir / name).mkdir(parents=True)
+        (runs_dir / name / "run.json").write_text(text)  # damaged records are skipped
+    api = start_server(data_dir, runs_dir, tmp_path / "log")
+    try:
+        (run_id,) = api.start([{"train_samples": 2048, "epochs": 50, "channels": "4"}])
+        deadline = time.time() + 60
+        while not api.get(f"/api/runs/{run_id}").json()["metrics"]["epoch"]:
+            assert time.time() < deadline
+            time.sleep(0.2)
+        api.process.send_signal(signal.SIGKILL)
+        api.process.wait()
+    finally:
+        stop_server(api)
+    api = start_server(data_dir, runs_dir, tmp_path / "log2")
+    try:
+        run = api.get(f"/api/runs/{run_id}").json()
+        assert run["status"] == "stopped" and "server stopped" in run["error"]
+        assert len(run["metrics"]["epoch"]) >= 1 and [r["id"] for r in api.get("/api/runs").json()["runs"]] == [run_id]
+        deadline = time.time() + 90
+        while api.get(f"/api/runs/{run_id}").json()["analysis"] != "ready":  # made again after the restart
+            assert time.time() < deadline
+            time.sleep(0.5)
+        before = pipes(api.process.pid)
+        for _ in range(2):
+            new_id = api.start([{**QUICK, "train_samples": 64}])[0]
+            deadline = time.time() + 90
+            while api.get(f"/api/runs/{new_id}").json()["analysis"] != "ready":  # its last process is done
+                assert time.time() < deadline
+                time.sleep(0.5)
+        assert pipes(api.process.pid) <= before + 1  # ended workers leave no open pipes behind
     finally:
         stop_server(api)

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 from cnn.config import ConfigError
 from cnn.data import DataError
 from cnn.infer import NoWeights, Predictor
-from cnn.runs import RunManager, UnknownRun
+from cnn.runs import Busy, RunManager, UnknownRun
 
 from . import api, assets, insight, live
 
@@ -34,6 +34,7 @@ def create_app(test_config=None):
         app.config["DEVICE"],
         listener=lambda name, payload: socketio.emit(name, payload),
     )
+    app.extensions["runs"].resume_analyses()
     app.extensions["predictor"] = Predictor()
     app.register_blueprint(api.bp)
     app.register_blueprint(insight.bp)
@@ -45,7 +46,7 @@ def create_app(test_config=None):
         return jsonify(error=str(exc), field=exc.field), 400
 
     # each of these carries a sentence for the user as its first argument
-    for kind, status in ((UnknownRun, 404), (NoWeights, 409), (insight.NotReady, 409), (DataError, 503)):
+    for kind, status in ((UnknownRun, 404), (NoWeights, 409), (insight.NotReady, 409), (Busy, 409), (DataError, 503)):
         app.register_error_handler(kind, lambda exc, status=status: (jsonify(error=exc.args[0]), status))
 
     @app.errorhandler(HTTPException)

@@ -1,5 +1,7 @@
 """REST routes under /api. Every bad input answers 4xx with {"error": sentence}."""
 
+import re
+
 from flask import Blueprint, current_app, jsonify, render_template, request
 
 from cnn import data
@@ -108,7 +110,7 @@ def samples():
     if name not in DATASETS:
         raise ConfigError("dataset", "must be one of " + ", ".join(DATASETS))
     count = request.args.get("count", "16")
-    if not count.isdigit() or not 1 <= int(count) <= MAX_SAMPLES:
+    if not re.fullmatch(r"\d{1,3}", count, re.ASCII) or not 1 <= int(count) <= MAX_SAMPLES:
         raise ConfigError("count", f"must be a whole number from 1 to {MAX_SAMPLES}")
     images, labels = test_set(name)
     picked = images[: int(count)].float().div(255)

@@ -48,7 +48,7 @@ def analysis(run_id):
 
 def class_arg(name):
     value = request.args.get(name, "")
-    if not value.isdigit() or int(value) > 9:
+    if value not in tuple("0123456789"):
         raise ConfigError(name, "must be a class from 0 to 9")
     return int(value)
 
@@ -76,6 +76,9 @@ def confusion_cell(run_id):
 @bp.get("/api/compare")
 def compare():
     """Test images that exactly one of two runs classifies correctly."""
+    for name in ("a", "b"):
+        if not request.args.get(name):
+            raise ConfigError(name, "must name a run id, as in /api/compare?a=<id>&b=<id>")
     a, b = runs().get(request.args.get("a")), runs().get(request.args.get("b"))
     if a.config.dataset != b.config.dataset:
         raise ConfigError("b", "must be trained on the same dataset as a to compare them")
