@@ -31,6 +31,12 @@ def median(values):
     return statistics.median(values) if values else float("nan")
 
 
+def table_row(label, values, fmt="{:.0f}", middle=None):
+    """A results row: | label | median, or `middle` | every round's value |."""
+    middle = fmt.format(median(values)) if middle is None else middle
+    return f"| {label} | {middle} | " + ", ".join(fmt.format(v) for v in values) + " |"
+
+
 def loadavg():
     try:
         return float(open("/proc/loadavg").read().split()[0])

@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 
-from benchmarks.common import DATA_DIR, interleave, median, parser, ratios, verdict, write_section
+from benchmarks.common import DATA_DIR, interleave, median, parser, ratios, table_row, verdict, write_section
 from cnn.config import RunConfig
 from cnn.runs import RunManager
 
@@ -80,15 +80,14 @@ def main():
         "",
         "| measure | median | per round |",
         "|---|---|---|",
-        f"| one run alone, images/s | {median(results['solo']):.0f} | "
-        + ", ".join(f"{v:.0f}" for v in results["solo"])
-        + " |",
-        f"| two runs in parallel together, images/s | {median(results['parallel']):.0f} | "
-        + ", ".join(f"{v:.0f}" for v in results["parallel"])
-        + " |",
-        f"| **parallel / solo** (median of per-round ratios) | **{share:.2f}** | "
-        + ", ".join(f"{v:.2f}" for v in ratios(results, "parallel", "solo"))
-        + " |",
+        table_row("one run alone, images/s", results["solo"]),
+        table_row("two runs in parallel together, images/s", results["parallel"]),
+        table_row(
+            "**parallel / solo** (median of per-round ratios)",
+            ratios(results, "parallel", "solo"),
+            "{:.2f}",
+            f"**{share:.2f}**",
+        ),
         "",
         f"Target: parallel together >= {TARGET:.0%} of one run alone: **{verdict(share >= TARGET)}** ({share:.0%}).",
         "",

@@ -16,7 +16,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from benchmarks.common import DATA_DIR, EngineLoop, interleave, median, parser, ratios, verdict, write_section
+from benchmarks.common import (
+    DATA_DIR,
+    EngineLoop,
+    interleave,
+    median,
+    parser,
+    ratios,
+    table_row,
+    verdict,
+    write_section,
+)
 from cnn import data
 from cnn.config import RunConfig
 from cnn.models import head_side
@@ -117,26 +127,19 @@ def main():
         "",
         "| measure | median | per round |",
         "|---|---|---|",
-        f"| engine loop, images/s | {median(results['engine']):.0f} | "
-        + ", ".join(f"{v:.0f}" for v in results["engine"])
-        + " |",
-        f"| plain DataLoader loop, images/s | {median(results['plain']):.0f} | "
-        + ", ".join(f"{v:.0f}" for v in results["plain"])
-        + " |",
-        f"| **speedup engine / plain** (median of per-round ratios) | **{speedup:.2f}x** | "
-        + ", ".join(f"{v:.2f}" for v in ratios(results, "engine", "plain"))
-        + " |",
-        f"| fp32 matmul 2048², GFLOP/s | {median(results['fp32_gflops']):.1f} | "
-        + ", ".join(f"{v:.1f}" for v in results["fp32_gflops"])
-        + " |",
-        f"| bf16 matmul 256², GFLOP/s | {median(results['bf16_gflops']):.2f} | "
-        + ", ".join(f"{v:.2f}" for v in results["bf16_gflops"])
-        + " |",
+        table_row("engine loop, images/s", results["engine"]),
+        table_row("plain DataLoader loop, images/s", results["plain"]),
+        table_row(
+            "**speedup engine / plain** (median of per-round ratios)",
+            ratios(results, "engine", "plain"),
+            "{:.2f}",
+            f"**{speedup:.2f}x**",
+        ),
+        table_row("fp32 matmul 2048², GFLOP/s", results["fp32_gflops"], "{:.1f}"),
+        table_row("bf16 matmul 256², GFLOP/s", results["bf16_gflops"], "{:.2f}"),
         f"| engine training GFLOP/s (at {flops_per_image / 1e6:.2f} MFLOP/image) | "
         f"{median(results['engine']) * flops_per_image / 1e9:.1f} | |",
-        f"| **fraction of fp32 matmul peak** | **{median(fraction):.1%}** | "
-        + ", ".join(f"{v:.1%}" for v in fraction)
-        + " |",
+        table_row("**fraction of fp32 matmul peak**", fraction, "{:.1%}", f"**{median(fraction):.1%}**"),
         "",
         f"FLOPs: forward {forward_macs(cfg):,} MACs/image = {2 * forward_macs(cfg) / 1e6:.2f} MFLOP; "
         f"training ~3x forward = {flops_per_image / 1e6:.2f} MFLOP/image.",
