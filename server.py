@@ -33,7 +33,8 @@ def main():
     if args.device == "mps" and not torch.backends.mps.is_available():
         parser.error("--device mps: Apple's Metal backend is not available here; try --device auto")
     torch.set_num_threads(1)  # the server only predicts; the cores belong to the workers
-    app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "DEVICE": args.device})
+    local = args.host in ("127.0.0.1", "localhost", "::1")
+    app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "DEVICE": args.device, "LOCAL_ONLY": local})
     atexit.register(app.extensions["runs"].stop_all)
     print(f"CNN Playground on http://{args.host}:{args.port}  (data: {os.path.abspath(args.data_dir)})", flush=True)
     raw = os.path.join(args.data_dir, "MNIST", "raw")

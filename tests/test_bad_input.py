@@ -92,3 +92,14 @@ def test_bad_socket_events_get_an_answer(server):
 def test_a_good_request_after_bad_ones_still_trains(server):
     (run_id,) = server.start([GOOD])
     assert server.wait(run_id)["status"] == "finished"
+
+
+def test_a_foreign_host_name_is_refused(server):
+    """A page elsewhere that points its own DNS name at 127.0.0.1 (DNS rebinding) gets nothing."""
+    answer = server.get("/api/runs", headers={"Host": "evil.example:5000"})
+    assert answer.status_code == 403 and "127.0.0.1" in answer.json()["error"]
+    assert server.get("/api/runs", headers={"Host": "localhost"}).status_code == 200
+    client = socketio.Client()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        evil = {"Host": "evil.example:5000", "Origin": "http://evil.example:5000"}  # the same origin, rebound
+        client.connect(server.url, headers=evil, transports=["polling"], wait_timeout=5)

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 from flask import Flask, jsonify, request
 from flask_socketio import SocketIO
@@ -15,6 +16,7 @@ from cnn.runs import Busy, RunManager, UnknownRun
 from . import api, assets, insight, live
 
 ROOT = Path(__file__).resolve().parent.parent
+LOCAL_NAMES = {"127.0.0.1", "localhost", "[::1]"}
 
 
 def create_app(test_config=None):
@@ -24,10 +26,11 @@ def create_app(test_config=None):
         RUNS_DIR="runs",
         DEVICE="auto",
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # a 28x28 drawing is a few KiB
+        LOCAL_ONLY=True,  # server.py sets it from --host
     )
     if test_config:
         app.config.update(test_config)
-    socketio = SocketIO(app)
+    socketio = SocketIO(app, cors_allowed_origins=same_local_origin if app.config["LOCAL_ONLY"] else None)
     app.extensions["runs"] = RunManager(
         app.config["DATA_DIR"],
         app.config["RUNS_DIR"],
@@ -36,6 +39,14 @@ def create_app(test_config=None):
     )
     app.extensions["runs"].resume_analyses()
     app.extensions["predictor"] = Predictor()
+
+    @app.before_request
+    def only_local_names():
+        # A server bound to loopback answers only to loopback names, so a web page elsewhere cannot
+        # reach it by pointing a DNS name of its own at 127.0.0.1 (DNS rebinding).
+        if app.config["LOCAL_ONLY"] and not is_local(request.host):
+            return jsonify(error=f"Host: {request.host} is not this machine; open http://127.0.0.1 instead."), 403
+
     app.register_blueprint(api.bp)
     app.register_blueprint(insight.bp)
     app.register_blueprint(assets.bp)
@@ -61,6 +72,17 @@ def create_app(test_config=None):
         return jsonify(error="The server hit an unexpected error; the run data is safe. See the server log."), 500
 
     return app
+
+
+def is_local(host):
+    """host: a Host header such as 127.0.0.1:5000."""
+    return host.rsplit(":", 1)[0] in LOCAL_NAMES
+
+
+def same_local_origin(origin, environ):
+    """Socket.IO's origin check: the page's own origin, and only under a loopback name."""
+    host = environ.get("HTTP_HOST", "")
+    return is_local(host) and urlparse(origin).netloc == host
 
 
 def _sentence(exc):
