@@ -4,6 +4,7 @@ A batch is a shuffled index slice of the uint8 images, turned to float and
 normalised in one vectorised step: no per-sample PIL transform in the hot loop.
 """
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -30,7 +31,8 @@ def load(name, data_dir, train):
     """-> (images uint8 (N, 28, 28), labels int64 (N,)), downloading if online."""
     cls, folder, _, _ = SOURCES[name]
     try:
-        ds = cls(root=str(data_dir), train=train, download=True)
+        with download_lock(data_dir, folder):  # two workers starting at once must not download into one folder
+            ds = cls(root=str(data_dir), train=train, download=True)
     except Exception as exc:  # torchvision raises several kinds when offline
         raw = Path(data_dir).resolve() / folder / "raw"
         raise DataError(
@@ -39,6 +41,26 @@ def load(name, data_dir, train):
             f"(or their .gz versions) in {raw}."
         ) from None
     return ds.data, ds.targets.long()
+
+
+@contextmanager
+def download_lock(data_dir, folder):
+    """An exclusive lock on the data folder while a download is due (a complete folder is only read)."""
+    raw = Path(data_dir) / folder / "raw"
+    if all((raw / name).exists() for name in RAW_FILES):
+        yield
+        return
+    try:
+        import fcntl
+
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        handle = open(Path(data_dir) / ".download.lock", "a")
+    except (ImportError, OSError):  # no flock (Windows), or a folder we cannot write: torchvision will say
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def normalise(images, name):

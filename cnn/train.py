@@ -183,6 +183,7 @@ class Trainer:
                 break
             started = time.perf_counter()
             test_loss, test_acc = evaluate(model, test_images, test_labels, cfg.dataset, self.autocast)
+            eval_seconds = time.perf_counter() - started
             self.snapshot(model)
             self.emit(
                 "epoch",
@@ -193,7 +194,7 @@ class Trainer:
                     "test_loss": test_loss,
                     "test_acc": test_acc,
                     "seconds": seconds,
-                    "eval_seconds": time.perf_counter() - started,
+                    "eval_seconds": eval_seconds,
                     "samples_seen": self.samples_seen,
                     "peak_memory_bytes": self.training_memory(),
                 },
