@@ -88,20 +88,20 @@ def timed(fn, device, repeats):
     return min(times)  # the least disturbed repeat: other work on a shared machine only adds time
 
 
-def speed(model, device):
+def speed(model, device, autocast):
     """-> (latency in ms per image at batch 1, images per second at batch 256)."""
     one, many = torch.zeros(1, 1, 28, 28, device=device), torch.zeros(256, 1, 28, 28, device=device)
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         timed(lambda: model(many), device, 3)  # warm-up
         latency = timed(lambda: model(one), device, 50)
         batch = timed(lambda: model(many), device, 10)
     return latency * 1000, 256 / batch
 
 
-def predict_all(model, images, dataset, device):
+def predict_all(model, images, dataset, device, autocast):
     """-> (predicted class, confidence) for every image."""
     preds, confs = [], []
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         for start in range(0, len(images), 1000):
             x = data.normalise(images[start : start + 1000].to(device), dataset)
             probs = torch.softmax(model(x).float(), dim=1)
@@ -111,16 +111,21 @@ def predict_all(model, images, dataset, device):
     return torch.cat(preds), torch.cat(confs)
 
 
-def analyse(cfg, data_dir, weights_path, device, info):
+def analyse(cfg, data_dir, weights_path, device, info, bf16=False):
     model = build_model(cfg)
     model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
     model.eval().to(device)
     images, labels = data.load(cfg.dataset, data_dir, train=False)
-    preds, confs = predict_all(model, images, cfg.dataset, device)
+
+    # the arithmetic it trained and was tested in, so accuracy here matches the last epoch's
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+    preds, confs = predict_all(model, images, cfg.dataset, device, autocast)
     matrix = confusion_matrix(labels, preds)
     scores = per_class_scores(matrix)
     ece, reliability = calibration(confs, preds == labels)
-    latency_ms, throughput = speed(model, device)
+    latency_ms, throughput = speed(model, device, autocast)
     return {
         "confusion": matrix.tolist(),
         "per_class": scores,
@@ -166,6 +171,7 @@ def main(argv):
         spec["weights_path"],
         pick_device(spec.get("device", "auto")),
         spec.get("info", {}),
+        bf16=spec.get("precision") == "bf16",
     )
     tmp = spec["out_path"] + ".tmp"
     with open(tmp, "w") as f:

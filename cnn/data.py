@@ -4,6 +4,7 @@ A batch is a shuffled index slice of the uint8 images, turned to float and
 normalised in one vectorised step: no per-sample PIL transform in the hot loop.
 """
 
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,7 +60,12 @@ def download_lock(data_dir, folder):
         yield
         return
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        while True:  # polling, not a blocking flock: under eventlet that would stop every green thread
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(0.2)
         yield
 
 

@@ -5,6 +5,7 @@ pickled code), and reloaded whenever the worker has replaced the file.
 """
 
 import math
+from collections import OrderedDict
 
 import torch
 
@@ -13,6 +14,7 @@ from .config import ConfigError
 from .models import build_model
 
 SIDE = 28
+CACHED_MODELS = 8
 
 
 class NoWeights(LookupError):
@@ -37,7 +39,7 @@ class Predictor:
     """Keeps one CPU model per run, rebuilt when its weight file changes."""
 
     def __init__(self):
-        self.cache = {}  # run_id -> (mtime_ns, model)
+        self.cache = OrderedDict()  # run_id -> (mtime_ns, model), least recently used first
 
     def model(self, run, path):
         try:
@@ -46,11 +48,15 @@ class Predictor:
             raise NoWeights(f"Run {run.id} has no weights yet; wait until it has trained for a few seconds.") from None
         cached = self.cache.get(run.id)
         if cached and cached[0] == stamp:
+            self.cache.move_to_end(run.id)
             return cached[1]
         model = build_model(run.config)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         model.eval()
         self.cache[run.id] = (stamp, model)
+        self.cache.move_to_end(run.id)
+        if len(self.cache) > CACHED_MODELS:  # a 6x256 k=7 model holds ~64 MB
+            self.cache.popitem(last=False)
         return model
 
     def probabilities(self, run, path, images):

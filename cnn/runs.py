@@ -156,20 +156,32 @@ class RunManager:
             "weights_path": str(self.weights_path(run.id)),
         }
         # under the lock: a stop that came first wins, and one that comes later finds run.proc set
-        with self.lock, open(self.runs_dir / run.id / "worker.log", "wb") as log:
+        with self.lock:
             if run.status != "queued":
                 return None
-            run.proc = subprocess.Popen(
-                [sys.executable, "-m", "cnn.worker", json.dumps(spec)],
-                cwd=ROOT,
-                env=WORKER_ENV,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-            )
+            try:
+                run.proc = self._spawn("cnn.worker", spec, run.id, "worker.log", subprocess.PIPE)
+            except OSError as exc:  # out of processes or file handles: say so rather than stay queued
+                run.status, run.error = "failed", f"The training process could not start: {exc}"
+        if run.status == "failed":
+            self._save(run)
+            self.listener("run_failed", {"run_id": run.id, "error": run.error})
+            return None
         reader = threading.Thread(target=self._read, args=(run,), daemon=True)
         reader.start()
         return reader
+
+    def _spawn(self, module, spec, run_id, log_name, stdout=None):
+        """Starts `python -m module spec`; stdin stays open so the child can tell when we are gone."""
+        with open(self.runs_dir / run_id / log_name, "wb") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", module, json.dumps(spec)],
+                cwd=ROOT,
+                env=WORKER_ENV,
+                stdin=subprocess.PIPE,
+                stdout=stdout or log,
+                stderr=log,
+            )
 
     def _read(self, run):
         for line in run.proc.stdout:
@@ -250,21 +262,18 @@ class RunManager:
         spec = {
             "config": run.config.to_dict(),
             "data_dir": self.data_dir,
-            "device": self.device,
+            "device": info.get("device", self.device),  # where it trained, in the arithmetic it trained in
+            "precision": info.get("precision", "fp32"),
             "threads": self.cores,
             "weights_path": str(self.weights_path(run.id)),
             "out_path": str(self.analysis_path(run.id)),
             "info": info,
         }
-        with open(self.runs_dir / run.id / "analysis.log", "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "cnn.analysis", json.dumps(spec)],
-                cwd=ROOT,
-                env=WORKER_ENV,
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=log,
-            )
+        try:
+            process = self._spawn("cnn.analysis", spec, run.id, "analysis.log")
+        except OSError:
+            code = None
+        else:
             code = process.wait()
             process.stdin.close()
         run.analysis = "ready" if code == 0 else "failed"
@@ -274,8 +283,10 @@ class RunManager:
     # ---- persistence ---------------------------------------------------
     def _save(self, run):
         path = self.runs_dir / run.id / "run.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(run.summary()))
+        tmp = path.with_name(f"run.json.{threading.get_ident()}")  # one per thread: saves may overlap
+        with self.lock:
+            text = json.dumps(run.summary())
+        tmp.write_text(text)
         os.replace(tmp, path)
 
     def _load_saved(self):

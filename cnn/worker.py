@@ -14,6 +14,8 @@ import traceback
 
 
 def die_with_parent():
+    # A terminal's Ctrl-C reaches the whole process group; the parent decides when we end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
 

@@ -1,6 +1,7 @@
 """The engine from the command line, as people who script experiments use it."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -45,14 +46,22 @@ def test_a_bad_config_file_is_named(tmp_path, data_dir):
 
 def test_ctrl_c_stops_the_runs_and_says_so(tmp_path, data_dir):
     path = tmp_path / "long.json"
-    path.write_text(json.dumps({"epochs": 50}))
+    path.write_text(json.dumps({"epochs": 50, "channels": "4"}))
     runs_dir = tmp_path / "runs"  # its path is in the worker's command line: a name to look for
     cmd = [sys.executable, "-m", "cnn", "train", "--data-dir", str(data_dir), "--config", str(path)]
-    cmd += ["--runs-dir", str(runs_dir)]
-    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    cmd += ["--config", str(path), "--runs-dir", str(runs_dir)]
+    process = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
+    )
+    started = set()
     for line in process.stdout:
-        if '"batch"' in line:
+        event = json.loads(line)
+        started |= {event["run_id"]} if event["event"] == "batch" else set()
+        if len(started) == 2:
             break
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the whole process group
+    events = [json.loads(line) for line in process.stdout]
     assert process.wait(timeout=30) == 130
+    assert {e["run_id"] for e in events if e["event"] == "run_stopped"} == started
+    assert not [e for e in events if e["event"] == "run_failed"]
     assert subprocess.run(["pgrep", "-f", str(runs_dir)], capture_output=True).returncode == 1  # no worker left
