@@ -13,6 +13,7 @@ import os  # noqa: E402
 
 import torch  # noqa: E402
 
+from cnn import data  # noqa: E402
 from web import create_app  # noqa: E402
 
 
@@ -37,10 +38,9 @@ def main():
     app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "DEVICE": args.device, "LOCAL_ONLY": local})
     atexit.register(app.extensions["runs"].stop_all)
     print(f"CNN Playground on http://{args.host}:{args.port}  (data: {os.path.abspath(args.data_dir)})", flush=True)
-    raw = os.path.join(args.data_dir, "MNIST", "raw")
-    if not any(name.startswith("train-images") for name in (os.listdir(raw) if os.path.isdir(raw) else [])):
+    if not data.on_disk(args.data_dir, "MNIST"):
         print(
-            f"MNIST is not in {os.path.abspath(args.data_dir)} yet: the first run downloads it. "
+            f"MNIST is not in {os.path.abspath(args.data_dir)} yet: the first run downloads (or unpacks) it. "
             "Offline? See README, 'Data sets, online and offline'.",
             flush=True,
         )

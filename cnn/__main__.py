@@ -12,7 +12,7 @@ import threading
 
 from tqdm import tqdm
 
-from .config import DEFAULT_B, ConfigError, validate
+from .config import ConfigError, defaults_for, validate
 from .runs import ENDED, RunManager
 
 
@@ -25,7 +25,7 @@ def read_configs(paths):
         except (OSError, ValueError) as exc:
             raise SystemExit(f"--config {path}: cannot read a JSON object ({exc})") from None
         try:
-            configs.append(validate(raw, DEFAULT_B if i == 1 else None))
+            configs.append(validate(raw, defaults_for(i)))
         except ConfigError as exc:
             raise SystemExit(f"--config {path}: {exc}") from None
     return configs

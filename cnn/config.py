@@ -40,6 +40,13 @@ class RunConfig:
 
 
 DEFAULT_B = {"channels": [8, 8, 8]}
+
+
+def defaults_for(slot):
+    """Model A (slot 0) takes RunConfig's defaults; model B (slot 1) is the small 8-8-8 model."""
+    return DEFAULT_B if slot == 1 else None
+
+
 FIELDS = {f.name for f in fields(RunConfig)}
 
 

@@ -44,11 +44,15 @@ def load(name, data_dir, train):
     return ds.data, ds.targets.long()
 
 
+def on_disk(data_dir, folder):
+    """True when all four files lie unpacked in <data_dir>/<folder>/raw: nothing to download or write."""
+    return all((Path(data_dir) / folder / "raw" / name).exists() for name in RAW_FILES)
+
+
 @contextmanager
 def download_lock(data_dir, folder):
     """An exclusive lock on the data folder while a download is due (a complete folder is only read)."""
-    raw = Path(data_dir) / folder / "raw"
-    if all((raw / name).exists() for name in RAW_FILES):
+    if on_disk(data_dir, folder):
         yield
         return
     try:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data
-from .models import build_model, param_count
+from .models import build_model, conv_layers, param_count
 
 EVAL_BATCH = 1000
 GRADIENT_EVERY = 50  # batches between two gradient-flow samples
@@ -96,21 +96,9 @@ def prepare(images, dataset, device):
 
 def gradient_flow(model):
     """Mean and max |grad| of each learnable layer's weights, as tensors (no sync)."""
-    names, means, maxes = [], [], []
-    convs = linears = 0
-    for module in model:
-        if isinstance(module, torch.nn.Conv2d):
-            convs += 1
-            names.append(f"conv{convs}")
-        elif isinstance(module, torch.nn.Linear):
-            linears += 1
-            names.append("fc")
-        else:
-            continue
-        g = module.weight.grad.detach().abs()
-        means.append(g.mean())
-        maxes.append(g.max())
-    return names, torch.stack(means), torch.stack(maxes)
+    layers = [*conv_layers(model), ("fc", model[-1])]
+    grads = [module.weight.grad.detach().abs() for _, module in layers]
+    return [name for name, _ in layers], torch.stack([g.mean() for g in grads]), torch.stack([g.max() for g in grads])
 
 
 class Trainer:
@@ -199,7 +187,6 @@ class Trainer:
                     "peak_memory_bytes": self.training_memory(),
                 },
             )
-        self.model = model
         if not self.stopped:
             self.emit(
                 "run_finished",

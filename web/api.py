@@ -5,7 +5,7 @@ import re
 from flask import Blueprint, current_app, jsonify, render_template, request
 
 from cnn import data
-from cnn.config import DATASETS, DEFAULT_B, ConfigError, validate
+from cnn.config import DATASETS, ConfigError, defaults_for, validate
 from cnn.infer import parse_image
 from cnn.models import param_count
 
@@ -32,7 +32,7 @@ def model_configs(data):
     configs = []
     for i, raw in enumerate(models):
         try:
-            configs.append(validate(raw, DEFAULT_B if i == 1 else None))
+            configs.append(validate(raw, defaults_for(i)))
         except ConfigError as exc:
             raise ConfigError(f"models[{i}].{exc.field}", str(exc).split(": ", 1)[1]) from None
     return configs
@@ -83,7 +83,7 @@ def stop_run(run_id):
 def check_model():
     """Validates one config (as the page types it) and tells its parameter count."""
     data = body()
-    cfg = validate(data.get("config"), DEFAULT_B if data.get("slot") == "b" else None)
+    cfg = validate(data.get("config"), defaults_for(1 if data.get("slot") == "b" else 0))
     return jsonify(config=cfg.to_dict(), params=param_count(cfg))
 
 
