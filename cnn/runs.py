@@ -20,9 +20,16 @@ from .config import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 ENDED = ("finished", "stopped", "failed")
 ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")  # ids never name a path
-# Idle OpenMP threads sleep instead of spinning: beside a browser, a server or a second run, spinning
-# threads fight for the cores and a run slowed to a tenth of its speed (benchmarks/omp_policy.py).
-WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
+WORKER_ENV = {
+    # Idle OpenMP threads sleep instead of spinning: beside a browser, a server or a second run, spinning
+    # threads fight for the cores and a run slowed to a tenth of its speed (benchmarks/omp_policy.py).
+    "OMP_WAIT_POLICY": "PASSIVE",
+    # glibc keeps up to 256 MB of freed memory instead of handing it back to the system after each step
+    # and faulting it in again at the next: 8% of a CPU step went to page faults (benchmarks/throughput.py).
+    # Other C libraries ignore the variable.
+    "GLIBC_TUNABLES": "glibc.malloc.top_pad=268435456",
+    **os.environ,
+}
 STOP_GRACE = 0.5  # seconds a worker gets to end by SIGTERM before SIGKILL
 MAX_ACTIVE = 4  # queued or running at once: two pairs; each worker holds the data set and torch (~0.9 GB)
 

@@ -36,3 +36,51 @@ def test_the_model_computes_conv_relu_pool_as_the_rule_says():
     y = torch.nn.functional.max_pool2d(torch.relu(convs[1](y)), 2)
     y = model[-1](torch.relu(convs[2](y)).flatten(1))
     assert torch.allclose(model(x), y, atol=1e-6)
+
+
+def test_weights_saved_by_earlier_versions_still_load():
+    # runs on disk hold state dicts keyed by layer position; the layout must not move
+    keys = list(build_model(validate({})).state_dict())
+    assert keys == ["0.weight", "0.bias", "3.weight", "3.bias", "6.weight", "6.bias", "9.weight", "9.bias"]
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_first_layer_learns_as_accurately_as_torchs_convolution(kernel, channels_last):
+    """FirstConv's own weight gradient (a CPU speed-up) is as close to the exact one as nn.Conv2d's,
+    on a batch larger than one of its chunks."""
+    torch.manual_seed(0)
+    fast = build_model(validate({"channels": [5], "kernel_size": kernel}))[0]
+    plain = torch.nn.Conv2d(1, 5, kernel, padding=kernel // 2)
+    exact = torch.nn.Conv2d(1, 5, kernel, padding=kernel // 2).double()
+    plain.load_state_dict(fast.state_dict())
+    exact.load_state_dict(fast.state_dict())
+    x, grad = torch.randn(600, 1, 28, 28), torch.randn(600, 5, 28, 28)
+    if channels_last:
+        x, grad = x.contiguous(memory_format=torch.channels_last), grad.contiguous(memory_format=torch.channels_last)
+    for conv in (fast, plain):
+        conv(x).backward(grad)
+    exact(x.double()).backward(grad.double())
+    for name in ("weight", "bias"):
+        truth = getattr(exact, name).grad.float()
+        ours, torchs = getattr(fast, name).grad, getattr(plain, name).grad
+        assert relative_error(ours, truth) <= 2 * relative_error(torchs, truth) + 1e-6
+
+
+def test_the_first_layer_learns_under_bf16_autocast():
+    torch.manual_seed(0)
+    fast = build_model(validate({"channels": [4]}))[0]
+    plain = torch.nn.Conv2d(1, 4, 3, padding=1)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(8, 1, 28, 28)
+    for conv in (fast, plain):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = conv(x)
+        assert out.dtype == torch.bfloat16
+        out.float().square().mean().backward()
+    assert fast.weight.grad.dtype == torch.float32
+    assert relative_error(fast.weight.grad, plain.weight.grad) < 0.02
+
+
+def relative_error(a, b):
+    return ((a - b).norm() / b.norm()).item()
