@@ -61,7 +61,8 @@ def machine():
         f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} "
         f"({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} torch threads, "
         f"native bf16: {native_bf16(torch.device('cpu'))}, Python {platform.python_version()}, "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+        f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', 'unset')}"
     )
 
 

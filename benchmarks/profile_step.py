@@ -19,14 +19,15 @@ def main():
     images, labels = data.load("mnist", DATA_DIR, train=True)
     loop = EngineLoop(RunConfig())
     loop.round(images, labels, 5)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         loop.round(images, labels, steps)
-    events = prof.key_averages()
+    events = prof.key_averages(group_by_input_shape=True)  # tells conv1 from conv2 and conv3
     total = sum(e.self_cpu_time_total for e in events)
     print(f"{steps} batches, {torch.get_num_threads()} threads, self CPU total {total / 1e3 / steps:.1f} ms/batch")
     for e in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:20]:
         share = e.self_cpu_time_total / total
-        print(f"{share:6.1%}  {e.self_cpu_time_total / 1e3 / steps:7.2f} ms/batch  {e.count // steps:3d}x  {e.key}")
+        per_batch = e.self_cpu_time_total / 1e3 / steps
+        print(f"{share:6.1%}  {per_batch:7.2f} ms/batch  {e.count // steps:3d}x  {e.key}  {str(e.input_shapes)[:80]}")
 
 
 if __name__ == "__main__":
