@@ -6,8 +6,8 @@ autocast only where native), in a process with the environment the server gives 
 (runs.WORKER_ENV: OMP_WAIT_POLICY=PASSIVE and glibc's allocator keeping freed memory).
 Baseline: torchvision MNIST with ToTensor + Normalize through a DataLoader (num_workers=0),
 fp32, the same architecture written as a tutorial writes it, default Adam, same batch, in a
-process with the caller's environment plus OMP_WAIT_POLICY=PASSIVE (this shared machine's
-noise would swamp it otherwise). A third process runs the plain loop in the workers'
+process with the caller's environment less GLIBC_TUNABLES, plus OMP_WAIT_POLICY=PASSIVE (this
+shared machine's noise would swamp it otherwise). A third process runs the plain loop in the workers'
 environment, to show how much of the gain is the environment and how much the loop.
 Each loop lives in its own process, as a script and a worker do; the parent runs them in
 alternating rounds and times a large fp32 and bf16 matmul in each round, so the fraction
@@ -117,7 +117,10 @@ def matmul_gflops(dtype, size, repeats):
 
 
 def child(kind):
-    """A loop in its own process: answers each stdin line `steps` with images/s (and its precision)."""
+    """A loop in its own process: answers each stdin line `steps` with images/s, on a private descriptor
+    (a library's stray print, such as a download message, goes to stderr and cannot break the exchange)."""
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
     cfg = RunConfig()
     if kind == "engine":
         images, labels = data.load("mnist", DATA_DIR, train=True)
@@ -130,21 +133,28 @@ def child(kind):
         plain, precision = PlainLoop(cfg), "fp32"
         step = plain.round
     step(5)  # warm-up: oneDNN primitives, allocator
-    print(f"ready {precision}", flush=True)
+    replies.write(f"ready {precision} {torch.get_num_threads()}\n")
     for line in sys.stdin:
-        print(f"{step(int(line)):.3f}", flush=True)
+        replies.write(f"{step(int(line)):.3f}\n")
 
 
 class Child:
     def __init__(self, kind, env):
+        self.kind = kind
         cmd = [sys.executable, "-m", "benchmarks.throughput", "--child", kind]
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.precision = self.proc.stdout.readline().split()[-1]
+        _, self.precision, self.threads = self.reply().split()
+
+    def reply(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.kind} loop's process ended (exit code {self.proc.wait()}); see stderr")
+        return line
 
     def round(self, steps):
         self.proc.stdin.write(f"{steps}\n")
         self.proc.stdin.flush()
-        return float(self.proc.stdout.readline())
+        return float(self.reply())
 
     def close(self):
         self.proc.stdin.close()
@@ -161,8 +171,11 @@ def main():
     steps = 8 if args.quick else 40
     cfg = RunConfig()
     plain_env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"} | {"OMP_WAIT_POLICY": "PASSIVE"}
-    engine, plain, plain_tuned = Child("engine", WORKER_ENV), Child("plain", plain_env), Child("plain", WORKER_ENV)
+    children = []
     try:
+        for kind, env in (("engine", WORKER_ENV), ("plain", plain_env), ("plain", WORKER_ENV)):
+            children.append(Child(kind, env))
+        engine, plain, plain_tuned = children
         results = interleave(
             {
                 "engine": lambda: engine.round(steps),
@@ -174,7 +187,7 @@ def main():
             rounds,
         )
     finally:
-        for c in (engine, plain, plain_tuned):
+        for c in children:
             c.close()
     speedup = median(ratios(results, "engine", "plain"))
     flops_per_image = 3 * 2 * forward_macs(cfg)  # training ~ 3x forward (forward, two backward matmuls)
@@ -182,7 +195,7 @@ def main():
     precision = engine.precision
     lines = [
         f"Model A (channels 16-32-64, k=3, batch 64, adam), {rounds} alternating rounds of {steps} batches each, "
-        f"engine precision: {precision}, torch threads: {torch.get_num_threads()} in each process. "
+        f"engine precision: {precision}, torch threads: {engine.threads} (engine), {plain.threads} (plain). "
         f"Engine environment (the workers'): {worker_env_line()}; plain: OMP_WAIT_POLICY=PASSIVE.",
         "",
         "| measure | median | per round |",

@@ -20,16 +20,27 @@ from .config import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 ENDED = ("finished", "stopped", "failed")
 ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")  # ids never name a path
-WORKER_ENV = {
-    # Idle OpenMP threads sleep instead of spinning: beside a browser, a server or a second run, spinning
-    # threads fight for the cores and a run slowed to a tenth of its speed (benchmarks/omp_policy.py).
-    "OMP_WAIT_POLICY": "PASSIVE",
-    # glibc keeps up to 256 MB of freed memory instead of handing it back to the system after each step
-    # and faulting it in again at the next: 8% of a CPU step went to page faults (benchmarks/throughput.py).
-    # Other C libraries ignore the variable.
-    "GLIBC_TUNABLES": "glibc.malloc.top_pad=268435456",
-    **os.environ,
-}
+# glibc keeps freed memory (up to 256 MB above the heap's top, every block under 32 MB on the heap) instead
+# of handing it back to the system after each step and faulting it in again, page by page, at the next:
+# ~540 page faults a batch, 8% of model A's step, 30% of a step at batch 1024 (benchmarks/RESULTS.md).
+# Other C libraries ignore the variable. A user's own malloc tunables win.
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.top_pad=268435456"
+
+
+def worker_env(environ=os.environ):
+    env = {
+        # Idle OpenMP threads sleep instead of spinning: beside a browser, a server or a second run, spinning
+        # threads fight for the cores and a run slowed to a tenth of its speed (benchmarks/omp_policy.py).
+        "OMP_WAIT_POLICY": "PASSIVE",
+        **environ,
+    }
+    theirs = environ.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc." not in theirs:
+        env["GLIBC_TUNABLES"] = f"{theirs}:{MALLOC_TUNABLES}" if theirs else MALLOC_TUNABLES
+    return env
+
+
+WORKER_ENV = worker_env()
 STOP_GRACE = 0.5  # seconds a worker gets to end by SIGTERM before SIGKILL
 MAX_ACTIVE = 4  # queued or running at once: two pairs; each worker holds the data set and torch (~0.9 GB)
 

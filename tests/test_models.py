@@ -44,22 +44,32 @@ def test_weights_saved_by_earlier_versions_still_load():
     assert keys == ["0.weight", "0.bias", "3.weight", "3.bias", "6.weight", "6.bias", "9.weight", "9.bias"]
 
 
-@pytest.mark.parametrize("kernel", [3, 5, 7])
+@pytest.fixture
+def two_threads():
+    """FirstConv takes its own path only where it was measured faster: 2+ threads, 3x3, batch >= 16."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_the_first_layer_learns_as_accurately_as_torchs_convolution(kernel, channels_last):
+def test_the_first_layer_learns_as_accurately_as_torchs_convolution(two_threads, channels_last):
     """FirstConv's own weight gradient (a CPU speed-up) is as close to the exact one as nn.Conv2d's,
     on a batch larger than one of its chunks."""
     torch.manual_seed(0)
-    fast = build_model(validate({"channels": [5], "kernel_size": kernel}))[0]
-    plain = torch.nn.Conv2d(1, 5, kernel, padding=kernel // 2)
-    exact = torch.nn.Conv2d(1, 5, kernel, padding=kernel // 2).double()
+    fast = build_model(validate({"channels": [5]}))[0]
+    plain = torch.nn.Conv2d(1, 5, 3, padding=1)
+    exact = torch.nn.Conv2d(1, 5, 3, padding=1).double()
     plain.load_state_dict(fast.state_dict())
     exact.load_state_dict(fast.state_dict())
     x, grad = torch.randn(600, 1, 28, 28), torch.randn(600, 5, 28, 28)
     if channels_last:
         x, grad = x.contiguous(memory_format=torch.channels_last), grad.contiguous(memory_format=torch.channels_last)
-    for conv in (fast, plain):
-        conv(x).backward(grad)
+    out = fast(x)
+    assert type(out.grad_fn).__name__ == "_ConvBackward"  # its own path, not torch's
+    out.backward(grad)
+    plain(x).backward(grad)
     exact(x.double()).backward(grad.double())
     for name in ("weight", "bias"):
         truth = getattr(exact, name).grad.float()
@@ -67,12 +77,12 @@ def test_the_first_layer_learns_as_accurately_as_torchs_convolution(kernel, chan
         assert relative_error(ours, truth) <= 2 * relative_error(torchs, truth) + 1e-6
 
 
-def test_the_first_layer_learns_under_bf16_autocast():
+def test_the_first_layer_learns_under_bf16_autocast(two_threads):
     torch.manual_seed(0)
     fast = build_model(validate({"channels": [4]}))[0]
     plain = torch.nn.Conv2d(1, 4, 3, padding=1)
     plain.load_state_dict(fast.state_dict())
-    x = torch.randn(8, 1, 28, 28)
+    x = torch.randn(16, 1, 28, 28)
     for conv in (fast, plain):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = conv(x)
@@ -80,6 +90,17 @@ def test_the_first_layer_learns_under_bf16_autocast():
         out.float().square().mean().backward()
     assert fast.weight.grad.dtype == torch.float32
     assert relative_error(fast.weight.grad, plain.weight.grad) < 0.02
+
+
+@pytest.mark.parametrize("kernel,batch,threads", [(7, 64, 2), (3, 8, 2), (3, 64, 1)])
+def test_the_first_layer_keeps_torchs_backward_where_that_was_faster(kernel, batch, threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = build_model(validate({"channels": [4], "kernel_size": kernel}))[0](torch.randn(batch, 1, 28, 28))
+    finally:
+        torch.set_num_threads(before)
+    assert type(out.grad_fn).__name__ == "ConvolutionBackward0"
 
 
 def relative_error(a, b):

@@ -68,3 +68,12 @@ def test_bf16_autocast_trains(data_dir):
     run = train(data_dir, train_samples=512, epochs=1, precision="bf16", channels="4")
     assert of(run, "run_started")[0]["precision"] == "bf16"
     assert of(run, "epoch")[0]["test_acc"] > 0.3
+
+
+def test_workers_keep_freed_memory_but_a_users_own_malloc_tunables_win():
+    from cnn.runs import MALLOC_TUNABLES, worker_env
+
+    assert worker_env({})["GLIBC_TUNABLES"] == MALLOC_TUNABLES
+    assert worker_env({"GLIBC_TUNABLES": "glibc.rtld.nns=8"})["GLIBC_TUNABLES"] == f"glibc.rtld.nns=8:{MALLOC_TUNABLES}"
+    theirs = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "OMP_WAIT_POLICY": "ACTIVE"}
+    assert worker_env(theirs) == theirs
