@@ -22,7 +22,7 @@ ENDED = ("finished", "stopped", "failed")
 ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")  # ids never name a path
 # glibc keeps freed memory (up to 256 MB above the heap's top, every block under 32 MB on the heap) instead
 # of handing it back to the system after each step and faulting it in again, page by page, at the next:
-# ~540 page faults a batch, 8% of model A's step, 30% of a step at batch 1024 (benchmarks/RESULTS.md).
+# ~580 page faults a batch, 8% of model A's step, 30% of a step at batch 1024 (benchmarks/RESULTS.md).
 # Other C libraries ignore the variable. A user's own malloc tunables win.
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.top_pad=268435456"
 
