@@ -9,6 +9,7 @@ import datetime
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -145,3 +146,45 @@ def ratios(results, top, bottom):
 
 def now():
     return time.perf_counter()
+
+
+def serve(ready, answer):
+    """Child side of a measuring process: says `ready`, then answers each stdin line with answer(line).
+    Replies go out on a private descriptor: a library's stray print (a download message) goes to
+    stderr and cannot break the exchange."""
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    replies.write(f"ready {ready}\n")
+    for line in sys.stdin:
+        replies.write(f"{answer(line.strip())}\n")
+
+
+class Child:
+    """Parent side: `python -m module --child arg` in its own environment, asked one line at a time."""
+
+    def __init__(self, module, arg, env):
+        self.name = f"{module} --child {arg}"
+        cmd = [sys.executable, "-m", module, "--child", str(arg)]
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.ready = self.reply().removeprefix("ready").strip()
+
+    def reply(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name} ended (exit code {self.proc.wait()}); see its stderr above")
+        return line.strip()
+
+    def ask(self, request):
+        try:
+            self.proc.stdin.write(f"{request}\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died: reply() says so with its exit code
+        return self.reply()
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.proc.wait()

@@ -45,7 +45,8 @@ def samples_at(points, t):
 
 def one_round(count, train_samples, runs_dir):
     recorder = Recorder()
-    manager = RunManager(DATA_DIR, runs_dir, device="cpu", listener=recorder)
+    # no analyses: each would start after its run and steal the cores from the next round
+    manager = RunManager(DATA_DIR, runs_dir, device="cpu", listener=recorder, analyse=False)
     runs = manager.start([RunConfig(train_samples=train_samples, epochs=1) for _ in range(count)], "parallel")
     while len(recorder.ended) < count:
         time.sleep(0.05)

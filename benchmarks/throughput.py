@@ -16,8 +16,6 @@ of matmul peak is measured under the same noise.
 
 import argparse
 import os
-import subprocess
-import sys
 import time
 
 import torch
@@ -28,11 +26,13 @@ from torchvision import datasets, transforms
 
 from benchmarks.common import (
     DATA_DIR,
+    Child,
     EngineLoop,
     interleave,
     median,
     parser,
     ratios,
+    serve,
     table_row,
     verdict,
     write_section,
@@ -117,10 +117,7 @@ def matmul_gflops(dtype, size, repeats):
 
 
 def child(kind):
-    """A loop in its own process: answers each stdin line `steps` with images/s, on a private descriptor
-    (a library's stray print, such as a download message, goes to stderr and cannot break the exchange)."""
-    replies = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
+    """One loop in its own process: each request `steps` -> images/s."""
     cfg = RunConfig()
     if kind == "engine":
         images, labels = data.load("mnist", DATA_DIR, train=True)
@@ -133,32 +130,14 @@ def child(kind):
         plain, precision = PlainLoop(cfg), "fp32"
         step = plain.round
     step(5)  # warm-up: oneDNN primitives, allocator
-    replies.write(f"ready {precision} {torch.get_num_threads()}\n")
-    for line in sys.stdin:
-        replies.write(f"{step(int(line)):.3f}\n")
+    serve(f"{precision} {torch.get_num_threads()}", lambda line: f"{step(int(line)):.3f}")
 
 
-class Child:
-    def __init__(self, kind, env):
-        self.kind = kind
-        cmd = [sys.executable, "-m", "benchmarks.throughput", "--child", kind]
-        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        _, self.precision, self.threads = self.reply().split()
-
-    def reply(self):
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the {self.kind} loop's process ended (exit code {self.proc.wait()}); see stderr")
-        return line
-
-    def round(self, steps):
-        self.proc.stdin.write(f"{steps}\n")
-        self.proc.stdin.flush()
-        return float(self.reply())
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait()
+def loop_process(kind, env):
+    proc = Child("benchmarks.throughput", kind, env)
+    proc.precision, proc.threads = proc.ready.split()
+    proc.round = lambda steps: float(proc.ask(steps))
+    return proc
 
 
 def main():
@@ -174,7 +153,7 @@ def main():
     children = []
     try:
         for kind, env in (("engine", WORKER_ENV), ("plain", plain_env), ("plain", WORKER_ENV)):
-            children.append(Child(kind, env))
+            children.append(loop_process(kind, env))
         engine, plain, plain_tuned = children
         results = interleave(
             {

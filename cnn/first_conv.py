@@ -3,10 +3,10 @@
 oneDNN's convolution backward is slow when the input has a single channel: for model A it
 spent as long on conv1's weight gradient (15 MFLOP a batch) as on conv2's (116 MFLOP).
 Written as one matrix product over the k*k shifted copies of the image, the same gradient
-makes model A's whole training step 7% faster (3x3 kernels, 2 threads, batch 64; 10% at
-batch 512). Measured A/B against torch's own backward in the engine's loop, it loses 3-4%
-with one thread or 7x7 kernels and breaks even with 5x5 kernels or batches under 16, so it
-is used only where it won. The forward pass and everything off the CPU stay with torch.
+makes model A's whole training step 7-9% faster (3x3 kernels, 2 threads, batch 64; 10% at
+batch 512). With one thread it breaks even or loses a little, with 7x7 kernels it loses 4%,
+and 5x5 kernels or batches under 16 gain nothing sure, so it is used only where it won
+(benchmarks/first_conv.py). The forward pass and everything off the CPU stay with torch.
 """
 
 import torch

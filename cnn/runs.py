@@ -22,8 +22,8 @@ ENDED = ("finished", "stopped", "failed")
 ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")  # ids never name a path
 # glibc keeps freed memory (up to 256 MB above the heap's top, every block under 32 MB on the heap) instead
 # of handing it back to the system after each step and faulting it in again, page by page, at the next:
-# ~580 page faults a batch, 8% of model A's step, 30% of a step at batch 1024 (benchmarks/RESULTS.md).
-# Other C libraries ignore the variable. A user's own malloc tunables win.
+# model A's step ran 1.2x faster at batch 64 and 1.5x at batch 1024 (benchmarks/allocator.py).
+# Other C libraries ignore the variable. A user's own malloc settings (either form) win.
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.top_pad=268435456"
 
 
@@ -35,7 +35,8 @@ def worker_env(environ=os.environ):
         **environ,
     }
     theirs = environ.get("GLIBC_TUNABLES", "")
-    if "glibc.malloc." not in theirs:
+    tuned = "glibc.malloc." in theirs or any(k.startswith("MALLOC_") and k.endswith("_") for k in environ)
+    if not tuned:
         env["GLIBC_TUNABLES"] = f"{theirs}:{MALLOC_TUNABLES}" if theirs else MALLOC_TUNABLES
     return env
 

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from cnn.config import DEFAULT_B, validate
+from cnn.first_conv import FirstConv
 from cnn.models import build_model, param_count
 
 
@@ -87,9 +88,18 @@ def test_the_first_layer_learns_under_bf16_autocast(two_threads):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = conv(x)
         assert out.dtype == torch.bfloat16
+        assert (type(out.grad_fn).__name__ == "_ConvBackward") == (conv is fast)
         out.float().square().mean().backward()
-    assert fast.weight.grad.dtype == torch.float32
-    assert relative_error(fast.weight.grad, plain.weight.grad) < 0.02
+    for name in ("weight", "bias"):
+        assert getattr(fast, name).grad.dtype == torch.float32
+        assert relative_error(getattr(fast, name).grad, getattr(plain, name).grad) < 0.02
+
+
+def test_the_first_layer_refuses_settings_its_gradient_does_not_cover():
+    with pytest.raises(ValueError, match="one-channel first layer"):
+        FirstConv(2, 4, 3, padding=1)
+    with pytest.raises(ValueError, match="same padding"):
+        FirstConv(1, 4, 3, padding=0)
 
 
 @pytest.mark.parametrize("kernel,batch,threads", [(7, 64, 2), (3, 8, 2), (3, 64, 1)])

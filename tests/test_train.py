@@ -74,6 +74,8 @@ def test_workers_keep_freed_memory_but_a_users_own_malloc_tunables_win():
     from cnn.runs import MALLOC_TUNABLES, worker_env
 
     assert worker_env({})["GLIBC_TUNABLES"] == MALLOC_TUNABLES
+    assert worker_env({"GLIBC_TUNABLES": ""})["GLIBC_TUNABLES"] == MALLOC_TUNABLES
+    assert "GLIBC_TUNABLES" not in worker_env({"MALLOC_TOP_PAD_": "0"})  # the older form of the same settings
     assert worker_env({"GLIBC_TUNABLES": "glibc.rtld.nns=8"})["GLIBC_TUNABLES"] == f"glibc.rtld.nns=8:{MALLOC_TUNABLES}"
     theirs = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "OMP_WAIT_POLICY": "ACTIVE"}
     assert worker_env(theirs) == theirs
