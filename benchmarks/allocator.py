@@ -7,7 +7,6 @@ process's minor page faults and milliseconds per step, and its peak resident mem
 """
 
 import argparse
-import os
 import resource
 import time
 
@@ -18,6 +17,7 @@ from benchmarks.common import (
     interleave,
     median,
     parser,
+    plain_env,
     ratios,
     serve,
     write_section,
@@ -72,9 +72,7 @@ def main():
     if args.child:
         return child(args.child)
     rounds = args.rounds or (2 if args.quick else 5)
-    plain = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES" and not k.startswith("MALLOC_")}
-    plain["OMP_WAIT_POLICY"] = "PASSIVE"
-    envs = {"default": plain, "tuned": plain | {"GLIBC_TUNABLES": MALLOC_TUNABLES}}
+    envs = {"default": plain_env(), "tuned": plain_env() | {"GLIBC_TUNABLES": MALLOC_TUNABLES}}
     rows = []
     for batch, steps in ((64, 40), (1024, 4)):
         rows += measure(batch, 2 if args.quick else steps, envs, rounds)

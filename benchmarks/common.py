@@ -148,6 +148,13 @@ def now():
     return time.perf_counter()
 
 
+def plain_env():
+    """The caller's environment without any malloc tuning, idle OpenMP threads sleeping: a baseline
+    process (this shared machine's noise would swamp a spinning one)."""
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES" and not k.startswith("MALLOC_")}
+    return env | {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def serve(ready, answer):
     """Child side of a measuring process: says `ready`, then answers each stdin line with answer(line).
     Replies go out on a private descriptor: a library's stray print (a download message) goes to

@@ -51,7 +51,7 @@ def main():
     rows = []
     for kernel, batch, threads in CASES:
         r = one_case(images, labels, kernel, batch, threads, rounds)
-        gated = kernel == 3 and threads > 1 and batch >= first_conv.MIN_BATCH
+        gated = first_conv.measured_faster(kernel, batch, threads)
         rows.append(
             f"| {kernel}x{kernel} | {batch} | {threads} | **{median(r):.3f}** | "
             + ", ".join(f"{v:.2f}" for v in r)

@@ -15,7 +15,6 @@ of matmul peak is measured under the same noise.
 """
 
 import argparse
-import os
 import time
 
 import torch
@@ -31,6 +30,7 @@ from benchmarks.common import (
     interleave,
     median,
     parser,
+    plain_env,
     ratios,
     serve,
     table_row,
@@ -133,13 +133,6 @@ def child(kind):
     serve(f"{precision} {torch.get_num_threads()}", lambda line: f"{step(int(line)):.3f}")
 
 
-def loop_process(kind, env):
-    proc = Child("benchmarks.throughput", kind, env)
-    proc.precision, proc.threads = proc.ready.split()
-    proc.round = lambda steps: float(proc.ask(steps))
-    return proc
-
-
 def main():
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--child", choices=["engine", "plain"], help=argparse.SUPPRESS)
@@ -149,17 +142,16 @@ def main():
     rounds = args.rounds or (2 if args.quick else 9)
     steps = 8 if args.quick else 40
     cfg = RunConfig()
-    plain_env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"} | {"OMP_WAIT_POLICY": "PASSIVE"}
     children = []
     try:
-        for kind, env in (("engine", WORKER_ENV), ("plain", plain_env), ("plain", WORKER_ENV)):
-            children.append(loop_process(kind, env))
+        for kind, env in (("engine", WORKER_ENV), ("plain", plain_env()), ("plain", WORKER_ENV)):
+            children.append(Child("benchmarks.throughput", kind, env))
         engine, plain, plain_tuned = children
         results = interleave(
             {
-                "engine": lambda: engine.round(steps),
-                "plain": lambda: plain.round(steps),
-                "plain_tuned": lambda: plain_tuned.round(steps),
+                "engine": lambda: float(engine.ask(steps)),
+                "plain": lambda: float(plain.ask(steps)),
+                "plain_tuned": lambda: float(plain_tuned.ask(steps)),
                 "fp32_gflops": lambda: matmul_gflops(torch.float32, 2048, 3 if args.quick else 8),
                 "bf16_gflops": lambda: matmul_gflops(torch.bfloat16, 256, 3),
             },
@@ -171,10 +163,10 @@ def main():
     speedup = median(ratios(results, "engine", "plain"))
     flops_per_image = 3 * 2 * forward_macs(cfg)  # training ~ 3x forward (forward, two backward matmuls)
     fraction = [e * flops_per_image / 1e9 / p for e, p in zip(results["engine"], results["fp32_gflops"], strict=True)]
-    precision = engine.precision
+    precision, engine_threads = engine.ready.split()  # what the child said when it was ready
     lines = [
         f"Model A (channels 16-32-64, k=3, batch 64, adam), {rounds} alternating rounds of {steps} batches each, "
-        f"engine precision: {precision}, torch threads: {engine.threads} (engine), {plain.threads} (plain). "
+        f"engine precision: {precision}, torch threads: {engine_threads} (engine), {plain.ready.split()[1]} (plain). "
         f"Engine environment (the workers'): {worker_env_line()}; plain: OMP_WAIT_POLICY=PASSIVE.",
         "",
         "| measure | median | per round |",

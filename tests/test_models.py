@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 import torch
 
@@ -45,13 +47,21 @@ def test_weights_saved_by_earlier_versions_still_load():
     assert keys == ["0.weight", "0.bias", "3.weight", "3.bias", "6.weight", "6.bias", "9.weight", "9.bias"]
 
 
+@contextlib.contextmanager
+def torch_threads(n):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture
 def two_threads():
     """FirstConv takes its own path only where it was measured faster: 2+ threads, 3x3, batch >= 16."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(2):
+        yield
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
@@ -104,12 +114,8 @@ def test_the_first_layer_refuses_settings_its_gradient_does_not_cover():
 
 @pytest.mark.parametrize("kernel,batch,threads", [(7, 64, 2), (3, 8, 2), (3, 64, 1)])
 def test_the_first_layer_keeps_torchs_backward_where_that_was_faster(kernel, batch, threads):
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         out = build_model(validate({"channels": [4], "kernel_size": kernel}))[0](torch.randn(batch, 1, 28, 28))
-    finally:
-        torch.set_num_threads(before)
     assert type(out.grad_fn).__name__ == "ConvolutionBackward0"
 
 
