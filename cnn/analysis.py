@@ -13,9 +13,9 @@ import time
 import torch
 from torch import nn
 
-from . import data
+from . import data, infer
 from .config import validate
-from .models import build_model, conv_layers
+from .models import build_model
 from .train import pick_device
 from .worker import die_with_parent
 
@@ -98,19 +98,6 @@ def speed(model, device, autocast):
     return latency * 1000, 256 / batch
 
 
-def predict_all(model, images, dataset, device, autocast):
-    """-> (predicted class, confidence) for every image."""
-    preds, confs = [], []
-    with torch.no_grad(), autocast():
-        for start in range(0, len(images), 1000):
-            x = data.normalise(images[start : start + 1000].to(device), dataset)
-            probs = torch.softmax(model(x).float(), dim=1)
-            conf, pred = probs.max(1)
-            preds.append(pred.cpu())
-            confs.append(conf.cpu())
-    return torch.cat(preds), torch.cat(confs)
-
-
 def analyse(cfg, data_dir, weights_path, device, info, bf16=False):
     model = build_model(cfg)
     model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
@@ -121,7 +108,7 @@ def analyse(cfg, data_dir, weights_path, device, info, bf16=False):
     def autocast():
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
-    preds, confs = predict_all(model, images, cfg.dataset, device, autocast)
+    preds, confs = infer.predict(model, images, cfg.dataset, autocast)
     matrix = confusion_matrix(labels, preds)
     scores = per_class_scores(matrix)
     ece, reliability = calibration(confs, preds == labels)
@@ -146,19 +133,6 @@ def analyse(cfg, data_dir, weights_path, device, info, bf16=False):
         "predictions": preds.tolist(),
         "confidences": [round(c, 4) for c in confs.tolist()],
     }
-
-
-def activations(model, image):
-    """image (1, 1, 28, 28) normalised -> [(name, map tensor (C, H, W))]: each conv's output after ReLU,
-    at the conv's own resolution (the model pools before its ReLU, which gives the same function)."""
-    maps, names = [], {id(m): n for n, m in conv_layers(model)}
-    x = image
-    with torch.no_grad():
-        for module in model:
-            x = module(x)
-            if id(module) in names:
-                maps.append((names[id(module)], torch.relu(x[0])))
-    return maps
 
 
 def main(argv):

@@ -1,45 +1,102 @@
-"""The run config: one per model, with defaults and validation.
+"""The run config, declared once: each field's type, bounds, choices, default, help, and the presets.
 
-validate() turns untrusted JSON (a form, a request body, a CLI file) into a
-RunConfig or raises ConfigError whose message names the field and what is allowed.
+validate() turns untrusted JSON (a form as typed, a request body, a CLI file) into a RunConfig or raises
+ConfigError naming the field and what is allowed. schema() is what GET /api/schema serves; the page
+builds its form from it and keeps no copy of any rule.
 """
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from typing import Annotated, Literal
+
+from annotated_types import Ge, Le
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DATASETS = {"mnist": 60_000, "fashion_mnist": 60_000}  # name -> training-set size
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
-KERNEL_SIZES = (3, 5, 7)
-PRECISIONS = ("auto", "fp32", "bf16")
 MAX_LAYERS, MAX_CHANNELS = 6, 256
+CHANNELS_RULE = f"must be 1 to {MAX_LAYERS} layers of 1 to {MAX_CHANNELS} channels, like 16-32-64"
+CHANNELS_TEXT = re.compile(r"\d+([\s,\-]+\d+)*", re.ASCII)  # "16-32-64", "16,32,64", "16 32 64"
 
 
 class ConfigError(ValueError):
-    """Bad input; the message is a sentence a user can act on."""
+    """Bad input; the message is a sentence a user can act on. `errors` maps every bad field to its rule."""
 
-    def __init__(self, field_name, message):
+    def __init__(self, field_name, message, errors=None):
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
+        self.errors = errors or {field_name: message}
 
 
-@dataclass
-class RunConfig:
-    dataset: str = "mnist"  # which training data
-    channels: list = field(default_factory=lambda: [16, 32, 64])  # conv kernels per layer
-    kernel_size: int = 3  # square kernel, same padding
-    optimizer: str = "adam"  # adam | sgd (momentum 0.9) | rmsprop
-    lr: float = 1e-3  # learning rate
-    batch_size: int = 64
-    epochs: int = 3
-    seed: int = 0  # makes a run repeatable
-    precision: str = "auto"  # fp32 | bf16 | auto (bf16 where the hardware has it natively)
-    train_samples: int | None = None  # cap on the training set (first N samples); None = all
+class RunConfig(BaseModel):
+    """One model's config. Fields are declared in the order the form shows them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[Annotated[int, Field(ge=1, le=MAX_CHANNELS)]] = Field(
+        [16, 32, 64], min_length=1, max_length=MAX_LAYERS, description="conv kernels per layer, like 16-32-64"
+    )
+    kernel_size: Literal[3, 5, 7] = Field(3, description="square kernel of every conv layer, same padding")
+    optimizer: Literal["adam", "sgd", "rmsprop"] = Field("adam", description="sgd uses momentum 0.9")
+    lr: float = Field(1e-3, ge=1e-5, le=1, allow_inf_nan=False, description="learning rate")
+    batch_size: int = Field(64, ge=1, le=4096, description="images per training step")
+    epochs: int = Field(3, ge=1, le=50, description="passes over the training set")
+    dataset: Literal["mnist", "fashion_mnist"] = Field("mnist", description="the data it trains and is tested on")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="makes a run repeatable; empty means 0")
+    train_samples: int | None = Field(
+        None, ge=1, le=max(DATASETS.values()), description="optional cap: the first N training images; empty for all"
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 where the hardware has it natively, else fp32"
+    )
+
+    # ---- what a form or a JSON file may type, before the declared types are checked ----
+    @model_validator(mode="before")
+    @classmethod
+    def _strip(cls, data):
+        return {k: v.strip() if isinstance(v, str) else v for k, v in data.items()} if isinstance(data, dict) else data
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels_text(cls, value):
+        if isinstance(value, str):
+            if not CHANNELS_TEXT.fullmatch(value):
+                raise ValueError(CHANNELS_RULE)
+            return re.split(r"[\s,\-]+", value)
+        return value
+
+    @field_validator("kernel_size", mode="before")
+    @classmethod
+    def _digits(cls, value):
+        # "5" from a form is 5; "5.0" or "05" are not one of the sizes
+        return int(value) if isinstance(value, str) and re.fullmatch(r"[1-9]\d*", value, re.ASCII) else value
+
+    @field_validator("optimizer", "dataset", "precision", mode="before")
+    @classmethod
+    def _lower(cls, value):
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("lr", "batch_size", "epochs", "seed", "train_samples", mode="before")
+    @classmethod
+    def _numbers(cls, value, info):
+        if isinstance(value, bool):  # bool is an int in Python; "true" as a batch size is a mistake, not 1
+            raise ValueError("not a number")
+        if value in ("", None) and info.field_name in ("seed", "train_samples"):
+            return cls.model_fields[info.field_name].default  # an empty optional box
+        return value
 
     def to_dict(self):
-        return asdict(self)
+        return self.model_dump()
 
 
+FIELDS = tuple(RunConfig.model_fields)
 DEFAULT_B = {"channels": [8, 8, 8]}
+# Presets change the architecture only; training settings stay as typed.
+PRESETS = {
+    "classic": {"label": "classic 16-32-64", "values": {"channels": [16, 32, 64], "kernel_size": 3}},
+    "small": {"label": "small 8-8-8", "values": {"channels": [8, 8, 8], "kernel_size": 3}},
+    "tiny": {"label": "tiny 4-8", "values": {"channels": [4, 8], "kernel_size": 3}},
+    "wide": {"label": "wide 64-128-256, 5x5", "values": {"channels": [64, 128, 256], "kernel_size": 5}},
+}
+PAIR = ("classic", "small")  # the page's one-click pair: A, B
 
 
 def defaults_for(slot):
@@ -47,96 +104,49 @@ def defaults_for(slot):
     return DEFAULT_B if slot == 1 else None
 
 
-FIELDS = {f.name for f in fields(RunConfig)}
-
-
-def _int(name, value, low, high):
-    # bool is an int in Python; "true" as a batch size is a mistake, not 1
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ConfigError(name, f"must be a whole number from {low} to {high}")
-    try:
-        number = float(value) if isinstance(value, str) else value
-    except ValueError:
-        raise ConfigError(name, f"must be a whole number from {low} to {high}") from None
-    # the range check comes first: int() of an infinity raises
-    if number != number or not low <= number <= high or number != int(number):
-        raise ConfigError(name, f"must be a whole number from {low} to {high}")
-    return int(number)
-
-
-def _choice(name, value, allowed):
-    if isinstance(value, str) and value.strip().lower() in allowed:
-        return value.strip().lower()
-    raise ConfigError(name, "must be one of " + ", ".join(map(str, allowed)))
-
-
-def parse_channels(value):
-    """'16-32-64', '16,32,64' or [16, 32, 64] -> [16, 32, 64]."""
-    rule = f"must be 1 to {MAX_LAYERS} layers of 1 to {MAX_CHANNELS} channels, like 16-32-64"
-    if isinstance(value, str):
-        if not re.fullmatch(r"\d+([\s,\-]+\d+)*", value.strip(), re.ASCII):
-            raise ConfigError("channels", rule)
-        parts = re.split(r"[\s,\-]+", value.strip())
-    elif isinstance(value, list):
-        parts = value
-    else:
-        raise ConfigError("channels", rule)
-    if not 1 <= len(parts) <= MAX_LAYERS:
-        raise ConfigError("channels", rule)
-    try:
-        return [_int("channels", p, 1, MAX_CHANNELS) for p in parts]
-    except ConfigError:
-        raise ConfigError("channels", rule) from None
-
-
-def _lr(value):
-    rule = "must be a number from 1e-05 to 1"
-    if isinstance(value, bool):
-        raise ConfigError("lr", rule)
-    try:
-        lr = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError("lr", rule) from None
-    if not 1e-5 <= lr <= 1:  # also rejects NaN
-        raise ConfigError("lr", rule)
-    return lr
+def rule(name):
+    """What a field allows, as the end of a sentence, worked out from its declaration."""
+    if name == "channels":
+        return CHANNELS_RULE
+    info = RunConfig.model_fields[name]
+    choices = getattr(info.annotation, "__args__", ())
+    if all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in choices) and choices:
+        return "must be one of " + ", ".join(map(str, choices))
+    low = next(m.ge for m in info.metadata if isinstance(m, Ge))
+    high = next(m.le for m in info.metadata if isinstance(m, Le))
+    if info.annotation is float:
+        return f"must be a number from {low:g} to {high:g}"
+    return f"must be a whole number from {low} to {high}"
 
 
 def validate(data, defaults=None):
     """Untrusted dict -> RunConfig. Missing fields take defaults (RunConfig's, then `defaults`)."""
     if not isinstance(data, dict):
         raise ConfigError("config", "must be a JSON object of model fields")
-    unknown = sorted(set(data) - FIELDS)
-    if unknown:
-        raise ConfigError(unknown[0], "is not a config field; allowed: " + ", ".join(sorted(FIELDS)))
-    merged = {**RunConfig().to_dict(), **(defaults or {}), **data}
-    dataset = _choice("dataset", merged["dataset"], tuple(DATASETS))
-    samples = merged["train_samples"]
-    if samples in (None, ""):
-        samples = None
-    else:
-        samples = _int("train_samples", samples, 1, DATASETS[dataset])
-    seed = merged["seed"]
-    return RunConfig(
-        dataset=dataset,
-        channels=parse_channels(merged["channels"]),
-        kernel_size=_kernel(merged["kernel_size"]),
-        optimizer=_choice("optimizer", merged["optimizer"], OPTIMIZERS),
-        lr=_lr(merged["lr"]),
-        batch_size=_int("batch_size", merged["batch_size"], 1, 4096),
-        epochs=_int("epochs", merged["epochs"], 1, 50),
-        seed=_int("seed", 0 if seed in (None, "") else seed, 0, 2**31 - 1),
-        precision=_choice("precision", merged["precision"], PRECISIONS),
-        train_samples=samples,
-    )
-
-
-def _kernel(value):
-    rule = "must be one of " + ", ".join(map(str, KERNEL_SIZES))
     try:
-        size = _int("kernel_size", value, 1, max(KERNEL_SIZES))
-    except ConfigError:
-        size = None
-    if size not in KERNEL_SIZES:
-        raise ConfigError("kernel_size", rule)
-    return size
+        cfg = RunConfig.model_validate({**(defaults or {}), **data})
+    except ValidationError as exc:
+        errors = {}
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "config"
+            if error["type"] == "extra_forbidden":
+                errors[name] = "is not a config field; allowed: " + ", ".join(sorted(FIELDS))
+            else:
+                errors.setdefault(name, rule(name) if name in FIELDS else error["msg"])
+        first = min(errors, key=lambda n: FIELDS.index(n) if n in FIELDS else -1)
+        raise ConfigError(first, errors[first], errors) from None
+    cap = DATASETS[cfg.dataset]
+    if cfg.train_samples is not None and cfg.train_samples > cap:  # the bound depends on the data set
+        raise ConfigError("train_samples", f"must be a whole number from 1 to {cap}")
+    return cfg
+
+
+def schema():
+    """The form's source of truth: JSON Schema of the fields, each slot's defaults, and the presets."""
+    return {
+        "config": RunConfig.model_json_schema(),
+        "fields": list(FIELDS),
+        "defaults": {slot: validate({}, defaults_for(i)).to_dict() for i, slot in enumerate("ab")},
+        "presets": PRESETS,
+        "pair": list(PAIR),
+    }

@@ -47,6 +47,17 @@ def param_count(cfg):
     return total + CLASSES * (in_ch * head_side(cfg) ** 2 + 1)
 
 
+def mac_count(cfg):
+    """Multiply-accumulates per image, worked out from the config: each conv runs at its input's side."""
+    total, in_ch, side, k = 0, 1, IMAGE_SIDE, cfg.kernel_size
+    for i, out_ch in enumerate(cfg.channels):
+        total += out_ch * in_ch * k * k * side * side
+        in_ch = out_ch
+        if i < POOLED_LAYERS:
+            side //= 2
+    return total + CLASSES * in_ch * head_side(cfg) ** 2
+
+
 def conv_layers(model):
     """(name, module) of each conv layer, in order, named conv1, conv2, ..."""
     convs = [m for m in model if isinstance(m, nn.Conv2d)]

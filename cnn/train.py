@@ -12,7 +12,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from . import data
+from . import data, infer
 from .models import build_model, conv_layers, param_count
 
 EVAL_BATCH = 1000
@@ -78,20 +78,11 @@ def evaluate(model, images, labels, dataset, autocast):
     model.eval()
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), device=images.device, dtype=torch.long)
-    with torch.no_grad(), autocast():
-        for start in range(0, len(images), EVAL_BATCH):
-            x = prepare(images[start : start + EVAL_BATCH], dataset, images.device)
-            y = labels[start : start + EVAL_BATCH]
-            out = model(x).float()
-            loss_sum += F.cross_entropy(out, y, reduction="sum")
-            correct += (out.argmax(1) == y).sum()
+    for start, out in infer.logits(model, images, dataset, autocast, EVAL_BATCH):
+        y = labels[start : start + len(out)]
+        loss_sum += F.cross_entropy(out, y, reduction="sum")
+        correct += (out.argmax(1) == y).sum()
     return loss_sum.item() / len(images), correct.item() / len(images)
-
-
-def prepare(images, dataset, device):
-    x = data.normalise(images, dataset)  # (B, 1, 28, 28)
-    # channels_last lets oneDNN pick its fastest conv kernels on the CPU
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cpu" else x
 
 
 def gradient_flow(model):
@@ -223,7 +214,7 @@ class Trainer:
                 self.stopped = True
                 break
             with self.autocast():
-                out = model(prepare(xb, cfg.dataset, dev)).float()
+                out = model(infer.prepare(xb, cfg.dataset)).float()
             loss = F.cross_entropy(out, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -5,9 +5,10 @@ import torch
 from conftest import QUICK
 from test_server import Listener, read_test_digits
 
-from cnn.analysis import activations, calibration, confusion_matrix, count_macs, per_class_scores
+from cnn.analysis import calibration, confusion_matrix, count_macs, per_class_scores
 from cnn.config import validate
-from cnn.models import build_model
+from cnn.infer import activations
+from cnn.models import build_model, mac_count
 
 
 def test_precision_and_recall_match_a_hand_count():
@@ -30,6 +31,12 @@ def test_model_a_macs_match_the_hand_count():
     assert count_macs(build_model(validate({}))) == by_hand == 1_950_592
 
 
+@pytest.mark.parametrize("channels, kernel", [([16, 32, 64], 3), ([8], 5), ([4, 6], 7), ([4, 6, 8, 5, 3, 2], 3)])
+def test_macs_from_the_config_match_the_counted_layers(channels, kernel):
+    cfg = validate({"channels": channels, "kernel_size": kernel})
+    assert mac_count(cfg) == count_macs(build_model(cfg))
+
+
 def test_calibration_error_of_an_overconfident_model():
     confidence = torch.tensor([0.9, 0.9, 0.9, 0.9])
     correct = torch.tensor([True, True, False, False])
@@ -40,7 +47,7 @@ def test_calibration_error_of_an_overconfident_model():
 
 def test_activations_have_the_shapes_the_architecture_implies():
     model = build_model(validate({"channels": [4, 6, 8, 5]}))
-    shapes = [(name, tuple(m.shape)) for name, m in activations(model, torch.zeros(1, 1, 28, 28))]
+    shapes = [(name, tuple(m.shape)) for name, m in activations(model, torch.zeros(1, 28, 28), "mnist")]
     assert shapes == [("conv1", (4, 28, 28)), ("conv2", (6, 14, 14)), ("conv3", (8, 7, 7)), ("conv4", (5, 7, 7))]
 
 

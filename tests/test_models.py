@@ -1,11 +1,13 @@
 import contextlib
+import math
 
 import pytest
 import torch
+import torchinfo
 
 from cnn.config import DEFAULT_B, validate
 from cnn.first_conv import FirstConv
-from cnn.models import build_model, param_count
+from cnn.models import build_model, mac_count, param_count
 
 
 @pytest.mark.parametrize("kernel", [3, 5, 7])
@@ -15,6 +17,18 @@ def test_every_depth_and_kernel_gives_ten_scores(depth, kernel):
     model = build_model(cfg)
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
     assert param_count(cfg) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("channels, kernel", [([16, 32, 64], 3), ([8, 8, 8], 3), ([64, 128, 256], 5), ([4, 6, 8, 5], 7)])
+def test_sizes_agree_with_torchinfo(channels, kernel):
+    cfg = validate({"channels": channels, "kernel_size": kernel})
+    model = build_model(cfg)
+    summary = torchinfo.summary(model, input_size=(1, 1, 28, 28), verbose=0)
+    assert param_count(cfg) == summary.total_params
+    # torchinfo also counts each bias add as a multiply-accumulate: one per output value of a conv or linear layer
+    layers = [i for i in summary.summary_list if i.class_name in ("Conv2d", "FirstConv", "Linear")]
+    bias_adds = sum(math.prod(i.output_size[1:]) for i in layers)
+    assert mac_count(cfg) + bias_adds == summary.total_mult_adds
 
 
 def test_model_a_is_the_classic_cnn_with_a_7x7x64_head():

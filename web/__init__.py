@@ -30,6 +30,7 @@ def create_app(test_config=None):
     )
     if test_config:
         app.config.update(test_config)
+    app.json.sort_keys = False  # answers keep the order fields are declared in (the form's order)
     socketio = SocketIO(app, cors_allowed_origins=same_local_origin if app.config["LOCAL_ONLY"] else None)
     app.extensions["runs"] = RunManager(
         app.config["DATA_DIR"],
@@ -54,7 +55,7 @@ def create_app(test_config=None):
 
     @app.errorhandler(ConfigError)
     def bad_input(exc):
-        return jsonify(error=str(exc), field=exc.field), 400
+        return jsonify(error=str(exc), field=exc.field, errors=exc.errors), 400
 
     # each of these carries a sentence for the user as its first argument
     for kind, status in ((UnknownRun, 404), (NoWeights, 409), (insight.NotReady, 409), (Busy, 409), (DataError, 503)):

@@ -4,10 +4,10 @@ import re
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from cnn import data
-from cnn.config import DATASETS, ConfigError, defaults_for, validate
-from cnn.infer import parse_image
-from cnn.models import param_count
+from cnn import data, events
+from cnn.config import DATASETS, ConfigError, defaults_for, schema, validate
+from cnn.infer import parse_image, parse_images
+from cnn.models import mac_count, param_count
 
 bp = Blueprint("api", __name__)
 MAX_PREDICT_RUNS = 8
@@ -34,7 +34,8 @@ def model_configs(data):
         try:
             configs.append(validate(raw, defaults_for(i)))
         except ConfigError as exc:
-            raise ConfigError(f"models[{i}].{exc.field}", str(exc).split(": ", 1)[1]) from None
+            errors = {f"models[{i}].{name}": rule for name, rule in exc.errors.items()}
+            raise ConfigError(f"models[{i}].{exc.field}", exc.errors[exc.field], errors) from None
     return configs
 
 
@@ -79,18 +80,28 @@ def stop_run(run_id):
     return jsonify(runs().stop(run_id).summary(metrics=False))
 
 
+@bp.get("/api/schema")
+def get_schema():
+    """The model config's fields, defaults and presets, and the Socket.IO events: the page's rules."""
+    return jsonify({**schema(), "events": events.describe()})
+
+
 @bp.post("/api/models/check")
 def check_model():
-    """Validates one config (as the page types it) and tells its parameter count."""
+    """Validates one config as the page types it; a 400 lists every bad field in `errors`."""
     data = body()
     cfg = validate(data.get("config"), defaults_for(1 if data.get("slot") == "b" else 0))
-    return jsonify(config=cfg.to_dict(), params=param_count(cfg))
+    return jsonify(config=cfg.to_dict(), params=param_count(cfg), macs=mac_count(cfg))
 
 
 @bp.post("/api/predict")
 def predict():
+    """One image ("image") or up to 64 ("images"), classified by each run named in "runs"."""
     data = body()
-    image = parse_image(data.get("image"))
+    if "images" in data and "image" in data:
+        raise ConfigError("images", "send either image (one) or images (a list), not both")
+    batched = "images" in data
+    images = parse_images(data["images"]) if batched else parse_image(data.get("image"))[None]
     ids = data.get("runs")
     if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_PREDICT_RUNS:
         raise ConfigError("runs", f"must be a list of 1 to {MAX_PREDICT_RUNS} run ids")
@@ -98,8 +109,12 @@ def predict():
     out = []
     for run_id in ids:
         run = manager.get(run_id)
-        probs = predictor.probabilities(run, manager.weights_path(run.id), image[None])[0]
-        out.append({"run_id": run.id, "label": int(probs.argmax()), "probs": probs.tolist()})
+        probs = predictor.probabilities(run, manager.weights_path(run.id), images)
+        labels = probs.argmax(1).tolist()
+        if batched:
+            out.append({"run_id": run.id, "labels": labels, "probs": probs.tolist()})
+        else:
+            out.append({"run_id": run.id, "label": labels[0], "probs": probs[0].tolist()})
     return jsonify(predictions=out)
 
 

@@ -4,15 +4,16 @@ import json
 
 from flask import Blueprint, current_app, jsonify, request
 
-from cnn import data
-from cnn.analysis import activations
+from collections import OrderedDict
+
+from cnn import infer
 from cnn.config import ConfigError
-from cnn.infer import parse_image
 
 from .api import body, runs, test_set
 
 bp = Blueprint("insight", __name__)
 GALLERY = 24  # images per gallery answer
+CACHED_ANALYSES = 8  # each holds two numbers per test image
 PER_IMAGE = ("predictions", "confidences")  # big per-test-image arrays, served through the galleries
 
 
@@ -29,9 +30,12 @@ def analysis_of(run):
         else:
             reason = f"Run {run.id} has no analysis: it {run.status} before it had weights, or the analysis failed."
         raise NotReady(reason)
-    cache = current_app.extensions.setdefault("analyses", {})
+    cache = current_app.extensions.setdefault("analyses", OrderedDict())  # run id -> analysis, oldest use first
     if run.id not in cache:
         cache[run.id] = json.loads(runs().analysis_path(run.id).read_text())
+        if len(cache) > CACHED_ANALYSES:
+            cache.popitem(last=False)
+    cache.move_to_end(run.id)
     return cache[run.id]
 
 
@@ -132,10 +136,9 @@ def gradients(run_id):
 
 @bp.post("/api/runs/<run_id>/activations")
 def layer_activations(run_id):
-    image = parse_image(body().get("image"))
+    image = infer.parse_image(body().get("image"))
     manager, predictor = runs(), current_app.extensions["predictor"]
     run = manager.get(run_id)
     model = predictor.model(run, manager.weights_path(run.id))
-    x = data.normalise(image.mul(255)[None], run.config.dataset)  # (1, 1, 28, 28)
-    layers = [{"name": name, "shape": list(m.shape), "maps": m.tolist()} for name, m in activations(model, x)]
-    return jsonify(layers=layers)
+    maps = infer.activations(model, image.mul(255)[None], run.config.dataset)
+    return jsonify(layers=[{"name": name, "shape": list(m.shape), "maps": m.tolist()} for name, m in maps])
