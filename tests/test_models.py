@@ -19,7 +19,10 @@ def test_every_depth_and_kernel_gives_ten_scores(depth, kernel):
     assert param_count(cfg) == sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("channels, kernel", [([16, 32, 64], 3), ([8, 8, 8], 3), ([64, 128, 256], 5), ([4, 6, 8, 5], 7)])
+SIZES = [([16, 32, 64], 3), ([8, 8, 8], 3), ([64, 128, 256], 5), ([4, 6, 8, 5], 7)]
+
+
+@pytest.mark.parametrize("channels, kernel", SIZES)
 def test_sizes_agree_with_torchinfo(channels, kernel):
     cfg = validate({"channels": channels, "kernel_size": kernel})
     model = build_model(cfg)

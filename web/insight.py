@@ -1,10 +1,9 @@
 """Routes that explain ended runs: analysis, confusion cells, disagreements, gradients, activations."""
 
 import json
+from collections import OrderedDict
 
 from flask import Blueprint, current_app, jsonify, request
-
-from collections import OrderedDict
 
 from cnn import infer
 from cnn.config import ConfigError
