@@ -5,7 +5,6 @@ accuracy is the engine's own full-test-set evaluation from its epoch events. The
 judges the defaults (seed 0); further seeds show how much of the margin is luck.
 """
 
-import dataclasses
 import time
 
 import torch
@@ -39,7 +38,7 @@ def main():
     args = p.parse_args()
     cfg = RunConfig(train_samples=2000, epochs=1) if args.quick else RunConfig()
     seeds = 1 if args.quick else args.seeds
-    runs = [one_run(dataclasses.replace(cfg, seed=seed)) for seed in range(seeds)]
+    runs = [one_run(cfg.model_copy(update={"seed": seed})) for seed in range(seeds)]
     epochs, info, wall = runs[0]
     final = epochs[-1]["test_acc"]
     finals = [r[0][-1]["test_acc"] for r in runs]
