@@ -78,6 +78,19 @@ def test_analysis_of_two_runs(page, server, pair):
     expect(cell).to_have_attribute("data-state", "shown")
     expect(page.locator("#cell-title")).to_have_text("True Trouser, predicted Trouser (right)")
     expect(cell.locator("canvas").first).to_be_visible()
+    page.locator("#cell-close").click()
+    expect(page.locator("#cell")).to_be_hidden()
+    expect(page.locator(".cm-cell[aria-pressed]")).to_have_count(0)
+
+    # a test image picked beside the pad becomes both models' input
+    sample = page.locator("#maps-samples .sample").nth(2)
+    sample.click()
+    expect(sample).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#maps-samples .sample[aria-pressed=true]")).to_have_count(1)
+    source = re.compile(rf"^What both models receive: test image 2 \(({'|'.join(map(re.escape, CLASSES))})\)$")
+    expect(page.locator("#maps-source")).to_have_text(source)
+    expect(page.locator(".features")).to_have_attribute("data-state", "shown")
+    expect(page.locator("#maps-b .layer canvas")).to_have_count(4)
     assert page.problems == []
 
 

@@ -49,7 +49,9 @@ def test_the_schema_bounds_are_the_ones_the_server_enforces(server, name):
         for value in number["enum"]:
             assert check(server, {name: value}).status_code == 200, value
         bad = 4 if number["type"] == "integer" else "none-of-these"
-        assert check(server, {name: bad}).json()["errors"] == {name: "must be one of " + ", ".join(map(str, number["enum"]))}
+        assert check(server, {name: bad}).json()["errors"] == {
+            name: "must be one of " + ", ".join(map(str, number["enum"]))
+        }
         return
     low, high = number["minimum"], number["maximum"]
     step = 1 if number["type"] == "integer" else low / 10

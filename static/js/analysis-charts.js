@@ -2,16 +2,9 @@
 // and max dashed) and reliability diagrams (accuracy per confidence bin against the diagonal).
 // Chart comes from /vendor/chart.umd.js, a classic deferred script loaded before the modules.
 
-const LAYER_COLOURS = ["#2563eb", "#e8590c", "#15803d", "#9333ea", "#0891b2", "#ca8a04", "#db2777"];
-export const SLOT_COLOURS = { a: "#2563eb", b: "#e8590c" };
+import { SLOT_COLOURS, themeColours } from "./theme.js";
 
-function theme() {
-  const css = getComputedStyle(document.documentElement);
-  return {
-    ink: css.getPropertyValue("--muted").trim() || "#666",
-    grid: css.getPropertyValue("--grid").trim() || "rgba(128,128,128,0.2)",
-  };
-}
+const LAYER_COLOURS = ["#2563eb", "#e8590c", "#15803d", "#9333ea", "#0891b2", "#ca8a04", "#db2777"];
 
 function axis(type, title, { ink, grid }, extra = {}) {
   return { type, title: { display: true, text: title, color: ink }, ticks: { color: ink }, grid: { color: grid }, ...extra };
@@ -49,7 +42,7 @@ export function gradientRange(answers) {
 
 /** layers: [{name, samples_seen, mean_abs, max_abs}]; range: shared [min, max] of the y axis. */
 export function gradientChart(canvas, layers, range) {
-  const t = theme();
+  const t = themeColours();
   const positive = (v) => (v > 0 && Number.isFinite(v) ? v : null); // log axis: no zeros
   const datasets = [];
   layers.forEach((layer, i) => {
@@ -83,7 +76,7 @@ export function gradientChart(canvas, layers, range) {
 
 /** bins: [{low, high, count, confidence, accuracy}] (accuracy null for an empty bin). */
 export function reliabilityChart(canvas, bins, slot) {
-  const t = theme();
+  const t = themeColours();
   const labels = bins.map((b) => `${b.low.toFixed(2)}–${b.high.toFixed(2)}`);
   return draw(canvas, {
     data: {

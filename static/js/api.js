@@ -1,11 +1,13 @@
 // REST calls. Every failure becomes an ApiError whose message is the server's sentence and
-// whose field (on a 400) names what it concerns, e.g. "models[1].lr".
+// whose field (on a 400) names what it concerns, e.g. "models[1].lr"; errors (on a 400 that has
+// them) maps every bad field to its rule.
 
 export class ApiError extends Error {
-  constructor(message, status, field = null) {
+  constructor(message, status, field = null, errors = null) {
     super(message);
     this.status = status;
     this.field = field;
+    this.errors = errors;
   }
 }
 
@@ -27,7 +29,8 @@ export async function call(method, path, body) {
     // not JSON: a proxy page or an empty body
   }
   if (!answer.ok) {
-    throw new ApiError(data?.error ?? `${method} ${path} answered ${answer.status}.`, answer.status, data?.field ?? null);
+    const message = data?.error ?? `${method} ${path} answered ${answer.status}.`;
+    throw new ApiError(message, answer.status, data?.field ?? null, data?.errors ?? null);
   }
   return data;
 }
@@ -39,3 +42,15 @@ export const stopRun = (id) => call("POST", `/api/runs/${encodeURIComponent(id)}
 export const predict = (image, runIds) => call("POST", "/api/predict", { image, runs: runIds });
 export const samples = (dataset, count) =>
   call("GET", `/api/samples?dataset=${encodeURIComponent(dataset)}&count=${count}`);
+
+// the analysis page's reads of one ended run, or of a pair
+export const getAnalysis = (id) => call("GET", `/api/runs/${encodeURIComponent(id)}/analysis`);
+export const getCell = (id, t, p) => call("GET", `/api/runs/${encodeURIComponent(id)}/confusion?true=${t}&pred=${p}`);
+export const compareRuns = (a, b) => call("GET", `/api/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`);
+export const getGradients = (id) => call("GET", `/api/runs/${encodeURIComponent(id)}/gradients`);
+export const activations = (id, image) => call("POST", `/api/runs/${encodeURIComponent(id)}/activations`, { image });
+
+// the main page: the form's schema, a config as typed, the test-image grid in one request per model
+export const getSchema = () => call("GET", "/api/schema");
+export const checkModel = (config, slot) => call("POST", "/api/models/check", { config, slot });
+export const predictImages = (images, runIds) => call("POST", "/api/predict", { images, runs: runIds });

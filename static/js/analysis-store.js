@@ -1,0 +1,217 @@
+// The analysis page's state and the actions that change it: fetches answers, drops stale ones and
+// notifies subscribers. Never touches the DOM and never calls a view; views subscribe (or watch())
+// and redraw from what they are handed. Each change replaces the slices it touches, so a view can
+// tell by identity whether its part changed.
+
+import { activations, compareRuns, getAnalysis, getCell, getGradients, getRun, listRuns, samples } from "./api.js";
+import { aClass, className, classNames, shortNames } from "./classes.js";
+
+export const SLOTS = ["a", "b"];
+const POLL_MS = 2000; // while a chosen run is still being analysed
+
+/** The data set of the run in a slot (MNIST when unknown); A and B are compared on one. */
+export function datasetOf({ runs, ids }, slot) {
+  const other = slot === "a" ? "b" : "a";
+  return runs?.get(ids[slot])?.config.dataset ?? runs?.get(ids[other])?.config.dataset ?? "mnist";
+}
+
+export const classesOf = (state, slot) => ({ names: classNames(datasetOf(state, slot)), short: shortNames(datasetOf(state, slot)) });
+export const nameOf = (state, slot, label) => className(datasetOf(state, slot), label);
+
+/** Promise.allSettled answers by slot: {ok: true, value} or {ok: false, error}. */
+function bySlot(settled, slots = SLOTS) {
+  const out = {};
+  slots.forEach((slot, i) => {
+    const x = settled[i];
+    out[slot] = x.status === "fulfilled" ? { ok: true, value: x.value } : { ok: false, error: x.reason };
+  });
+  return out;
+}
+
+/**
+ * Calls draw(state) on the first change and then whenever one of the values pick(state) returns
+ * (an array) is not identical to last time, so a view redraws only when its slices changed.
+ */
+export function watch(store, pick, draw) {
+  let last = null;
+  store.subscribe((state) => {
+    const now = pick(state);
+    if (last && now.every((v, i) => v === last[i])) return;
+    last = now;
+    draw(state);
+  });
+}
+
+export function createStore() {
+  let state = {
+    runs: null, // id -> run summary, newest first, once listed
+    ids: { a: null, b: null }, // the chosen pair
+    note: "", // the pickers' message line
+    generation: 0, // a newer load makes older answers stale
+    dataset: null, // of the pair being shown
+    pair: null, // {results: {a, b} (null where missing), errors: {slot: ApiError} for those that failed}
+    gradients: null, // {a, b}: bySlot answers
+    compare: null, // {pending} | {needsBoth} | {value} | {error}: the "only one got it right" pair
+    cell: null, // {kind: a|b|diff, t, p, answers: null while loading, else bySlot}
+    samples: null, // {dataset, images, labels}: the test images to pick from, last loaded
+    samplesError: null,
+    image: null, // {pixels (28x28), source (words), sample: index in samples or null}: the maps' input
+    maps: null, // {loading, answers: bySlot or null}: feature maps of image
+    ready: null, // body[data-ready]: "empty" | "error" | "partial" | "full", null while loading
+  };
+  const subscribers = [];
+  let poll = null;
+
+  const get = () => state;
+  const stale = (generation) => generation !== state.generation;
+
+  function set(patch) {
+    state = { ...state, ...patch };
+    for (const fn of subscribers) fn(state);
+  }
+
+  function subscribe(fn) {
+    subscribers.push(fn);
+  }
+
+  /** Lists the runs and picks the pair: wanted ({a, b} from the URL) or the two newest analysed. */
+  async function start(wanted) {
+    let runs;
+    try {
+      ({ runs } = await listRuns());
+    } catch (error) {
+      set({ note: error.message, ready: "error" });
+      return;
+    }
+    const ready = runs.filter((r) => r.analysis === "ready"); // newest first
+    // the two newest in the order they were trained: the older is A
+    const defaults = { a: ready[1]?.id ?? ready[0]?.id ?? null, b: ready[0]?.id ?? null };
+    const ids = { a: wanted.a || defaults.a, b: wanted.b || defaults.b };
+    let note = "";
+    if (!ready.length && !wanted.a && !wanted.b) {
+      note = "No run has an analysis yet: train two models on the main page and come back when they have ended.";
+    } else if (ready.length < 2 && !(wanted.a && wanted.b)) {
+      note = "Only one run has an analysis so far; both pickers show it until a second run ends.";
+    }
+    set({ runs: new Map(runs.map((r) => [r.id, r])), ids, note });
+    await load();
+  }
+
+  function choose(ids) {
+    set({ ids: { a: ids.a || null, b: ids.b || null } });
+    load();
+  }
+
+  /** Fetches everything about the chosen pair; body[data-ready] follows once all of it is in. */
+  async function load() {
+    const generation = state.generation + 1;
+    clearTimeout(poll);
+    const { a, b } = state.ids;
+    if (!a || !b) {
+      set({ generation, ready: "empty" });
+      return;
+    }
+    set({ generation, ready: null, note: "", dataset: datasetOf(state, "a"), cell: null });
+    const settled = await Promise.allSettled([getAnalysis(a), getAnalysis(b)]);
+    if (stale(generation)) return;
+    const results = {}, errors = {};
+    SLOTS.forEach((slot, i) => {
+      if (settled[i].status === "fulfilled") results[slot] = settled[i].value;
+      else errors[slot] = settled[i].reason;
+    });
+    const both = Boolean(results.a && results.b);
+    set({ pair: { results: { a: results.a ?? null, b: results.b ?? null }, errors }, compare: both ? { pending: true } : { needsBoth: true } });
+    const pending = SLOTS.filter((slot) => errors[slot]?.status === 409);
+    if (pending.length) waitFor(generation, pending.map((slot) => state.ids[slot]));
+
+    await Promise.allSettled([loadGradients(generation), both && loadCompare(generation), loadSamples(generation)]);
+    if (stale(generation)) return;
+    await showMaps();
+    if (stale(generation)) return;
+    set({ ready: Object.keys(errors).length ? "partial" : "full" });
+  }
+
+  /** While a chosen run is still running or being analysed, look again every few seconds. */
+  function waitFor(generation, ids) {
+    poll = setTimeout(async () => {
+      if (stale(generation)) return;
+      try {
+        const runs = await Promise.all(ids.map((id) => getRun(id)));
+        if (runs.every((r) => r.analysis === "ready")) return void load();
+        if (runs.some((r) => r.analysis === "failed" || r.status === "failed")) return;
+      } catch {
+        return; // the error sentence is already on the page
+      }
+      waitFor(generation, ids);
+    }, POLL_MS);
+  }
+
+  async function loadGradients(generation) {
+    const settled = await Promise.allSettled(SLOTS.map((s) => getGradients(state.ids[s])));
+    if (!stale(generation)) set({ gradients: bySlot(settled) });
+  }
+
+  async function loadCompare(generation) {
+    try {
+      const value = await compareRuns(state.ids.a, state.ids.b);
+      if (!stale(generation)) set({ compare: { value } });
+    } catch (error) {
+      if (!stale(generation)) set({ compare: { error } });
+    }
+  }
+
+  /** The test images to pick from, once per data set; the first becomes the input if none is. */
+  async function loadSamples(generation) {
+    const dataset = datasetOf(state, "a");
+    if (state.samples?.dataset === dataset) return;
+    let data;
+    try {
+      data = await samples(dataset, 16);
+    } catch (error) {
+      set({ samplesError: error });
+      return;
+    }
+    if (stale(generation)) return;
+    const loaded = { dataset, images: data.images, labels: data.labels };
+    const image = state.image
+      ? { ...state.image, sample: null } // its thumbnail is gone
+      : { pixels: data.images[0], source: `test image 0 (${aClass(dataset, data.labels[0])})`, sample: 0 };
+    set({ samples: loaded, samplesError: null, image });
+  }
+
+  /** Feature maps of both runs for the current image; a newer request makes older answers stale. */
+  async function showMaps() {
+    if (!state.image) return;
+    const maps = { loading: true, answers: state.maps?.answers ?? null }; // the old maps stay meanwhile
+    set({ maps });
+    const { pixels } = state.image;
+    const settled = await Promise.allSettled(
+      SLOTS.map((s) => (state.ids[s] ? activations(state.ids[s], pixels) : Promise.reject(new Error("no run chosen")))),
+    );
+    if (state.maps === maps) set({ maps: { loading: false, answers: bySlot(settled) } });
+  }
+
+  function useSample(i) {
+    const { dataset, images, labels } = state.samples;
+    set({ image: { pixels: images[i], source: `test image ${i} (${aClass(dataset, labels[i])})`, sample: i } });
+    showMaps();
+  }
+
+  function useDrawing(pixels) {
+    set({ image: { pixels, source: "your drawing", sample: null } });
+    showMaps();
+  }
+
+  /** The test images of one confusion cell: kind "a" or "b", or "diff" for both runs. */
+  async function pickCell(kind, t, p) {
+    const cell = { kind, t, p, answers: null };
+    set({ cell });
+    const slots = kind === "diff" ? SLOTS : [kind];
+    const settled = await Promise.allSettled(slots.map((slot) => getCell(state.ids[slot], t, p)));
+    if (state.cell === cell) set({ cell: { ...cell, answers: bySlot(settled, slots) } });
+  }
+
+  const closeCell = () => set({ cell: null });
+
+  return { get, subscribe, start, choose, useSample, useDrawing, pickCell, closeCell };
+}
