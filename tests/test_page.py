@@ -21,21 +21,30 @@ TIMEOUT = 90_000  # ms; a worker takes a few seconds to import torch and load MN
 
 
 class Tab:
-    """A page plus what it logged: console errors, failed, outside and API requests."""
+    """A page plus what it logged: console errors (and the address each came from), failed, outside and
+    API requests, and the body of every POST /api/predict."""
 
     def __init__(self, page, server):
         self.page, self.server = page, server
         self.errors, self.failed, self.outside, self.requests = [], [], [], []
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.error_urls, self.predicts = [], []
+        page.on("console", self._console)
         page.on("pageerror", lambda e: self.errors.append(str(e)))
         page.on("requestfailed", lambda r: self.failed.append(f"{r.url} {r.failure}"))
         page.on("request", self._request)
+
+    def _console(self, message):
+        if message.type == "error":
+            self.errors.append(message.text)
+            self.error_urls.append(message.location.get("url", ""))
 
     def _request(self, request):
         if urlparse(request.url).hostname != "127.0.0.1":
             self.outside.append(request.url)
         if "/api/" in request.url:
             self.requests.append((request.method, urlparse(request.url).path))
+        if request.method == "POST" and urlparse(request.url).path == "/api/predict":
+            self.predicts.append(request.post_data_json)
 
     def open(self):
         self.page.goto(self.server.url + "/")
@@ -167,7 +176,7 @@ def test_parameter_count_follows_typing(tab):
     a = panel(page, "a")
     a.get_by_label("channels", exact=True).fill("8-8-8")
     expect(a.locator(".params")).to_have_text("5,178 parameters")
-    a.get_by_label("kernel_size", exact=True).select_option("5")
+    a.get_by_label("kernel_size", exact=True).fill("5")  # typed: the server says which sizes it takes
     expect(a.locator(".params")).to_have_text(f"{8 * 26 + 2 * 8 * (8 * 25 + 1) + 10 * (8 * 49 + 1):,} parameters")
 
 
@@ -187,9 +196,11 @@ def test_invalid_value_shows_message_and_sends_nothing(tab, slot, field, value, 
     expect(page.locator(f"#{slot}-{field}-message")).to_have_text(message)
     expect(panel(page, slot).locator(f"[data-field={field}] small")).to_be_hidden()
     expect(box).to_have_attribute("aria-invalid", "true")
-    page.get_by_role("button", name="Train", exact=True).click()
+    # Train is off while a value is refused, and says why; a click on it sends nothing
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()
     expect(page.locator("#train-message")).to_contain_text(f"Model {slot.upper()} has an invalid value")
-    expect(page.locator("#train-message")).to_contain_text("Nothing was sent")
+    page.get_by_role("button", name="Train", exact=True).click(force=True)
+    page.wait_for_timeout(300)
     assert ("POST", "/api/runs") not in tab.requests
 
 
@@ -197,10 +208,12 @@ def test_both_invalid_panels_are_named_by_train(tab):
     page = tab.open()
     fill(page, "a", lr="2")
     fill(page, "b", epochs="0", seed="-1")
-    page.get_by_role("button", name="Train", exact=True).click()
     expect(page.locator("#train-message")).to_have_text(
-        "Models A and B have invalid values; fix the marked fields first. Nothing was sent."
+        "Models A and B have invalid values; fix the marked fields first."
     )
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+    for slot, field in (("a", "lr"), ("b", "epochs"), ("b", "seed")):  # every refused field is marked
+        expect(panel(page, slot).get_by_label(field, exact=True)).to_have_attribute("aria-invalid", "true")
     assert ("POST", "/api/runs") not in tab.requests
 
 
@@ -212,6 +225,191 @@ def test_server_error_shows_next_to_its_field(tab):
     expect(page.locator("#b-lr-message")).to_have_text("must be a number from 1e-05 to 1")
     refused = "The server refused model B's lr: must be a number from 1e-05 to 1"
     expect(page.locator("#train-message")).to_have_text(refused)
+
+
+def shown(value):
+    """A config value as a form field holds it: lists as 16-32-64, null as empty."""
+    if isinstance(value, list):
+        return "-".join(map(str, value))
+    return "" if value is None else str(value)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("channels", "16-32-"),
+        ("channels", "-16-32"),
+        ("kernel_size", "5.0"),
+        ("lr", "1e400"),
+        ("batch_size", ""),
+        ("epochs", "0"),
+    ],
+)
+def test_a_value_the_server_refuses_shows_the_servers_own_message(tab, field, value):
+    page = tab.open()
+    answer = tab.server.post("/api/models/check", json={"config": {field: value}, "slot": "a"})
+    assert answer.status_code == 400
+    rule = answer.json()["errors"][field]
+    box = panel(page, "a").get_by_label(field, exact=True)
+    box.fill(value)
+    expect(page.locator(f"#a-{field}-message")).to_have_text(rule)
+    expect(box).to_have_attribute("aria-invalid", "true")
+    expect(panel(page, "a").locator(f"[data-field={field}] small")).to_be_hidden()
+    expect(panel(page, "a").locator(".params")).to_have_text("parameters: fix the marked field")
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+    expect(page.locator("#train-message")).to_have_text("Model A has an invalid value; fix the marked field first.")
+    assert ("POST", "/api/runs") not in tab.requests
+    # the browser reports the check's 400 as a failed resource; nothing else may go wrong
+    assert all(url.endswith("/api/models/check") for url in tab.error_urls), tab.errors
+    box.fill(shown(tab.server.get("/api/schema").json()["defaults"]["a"][field]))  # fixed: Train is back
+    expect(box).to_have_attribute("aria-invalid", "false")
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+    expect(page.locator("#train-message")).to_have_text("")
+
+
+def test_a_check_that_cannot_reach_the_server_says_so_and_keeps_train_off(tab):
+    page = tab.open()
+    expect(panel(page, "b").locator(".params")).to_have_text("5,178 parameters")
+    page.route("**/api/models/check", lambda route: route.abort())
+    fill(page, "a", epochs="2")
+    expect(page.locator("#train-message")).to_have_text("The server cannot be reached; is it still running?")
+    expect(panel(page, "a").locator(".params")).to_have_text("parameters: not checked, the server cannot be reached")
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+    fill(page, "b", epochs="2")
+    expect(panel(page, "b").locator(".params")).to_have_text("parameters: not checked, the server cannot be reached")
+    page.unroute("**/api/models/check")
+    fill(page, "a", epochs="3")  # the server answers again: B, untouched, is asked again too
+    expect(panel(page, "b").locator(".params")).to_have_text("5,178 parameters")
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+    expect(page.locator("#train-message")).to_have_text("")
+
+
+def test_the_form_is_built_from_the_schema(tab):
+    page = tab.open()
+    schema = tab.server.get("/api/schema").json()
+    properties = schema["config"]["properties"]
+    for slot in "ab":
+        group = panel(page, slot)
+        expect(group.locator(".fields .field")).to_have_count(len(schema["fields"]))
+        for name in schema["fields"]:
+            box = group.get_by_label(name, exact=True)
+            expect(box).to_be_visible()
+            expect(box).to_have_value(shown(schema["defaults"][slot][name]))
+            expect(group.locator(f"[data-field={name}] small")).to_have_text(properties[name]["description"])
+            choices = [str(c) for c in properties[name].get("enum", [])]
+            if choices:  # offered as options (words) or as suggestions to a typed box (numbers)
+                options = group.locator(f"[data-field={name}] option")
+                expect(options).to_have_count(len(choices))
+                assert [o.get_attribute("value") for o in options.all()] == choices
+    a = panel(page, "a")
+    for preset in schema["presets"].values():
+        a.get_by_label("preset", exact=True).select_option(label=preset["label"])
+        for name, value in preset["values"].items():
+            expect(a.get_by_label(name, exact=True)).to_have_value(shown(value))
+        typed = {name: a.get_by_label(name, exact=True).input_value() for name in schema["fields"]}
+        params = tab.server.post("/api/models/check", json={"config": typed, "slot": "a"}).json()["params"]
+        expect(a.locator(".params")).to_have_text(f"{params:,} parameters")
+    fill(page, "b", channels="4")
+    page.get_by_role("button", name=re.compile(r"pair")).click()
+    for slot, key in zip("ab", schema["pair"], strict=True):
+        for name, value in schema["presets"][key]["values"].items():
+            expect(panel(page, slot).get_by_label(name, exact=True)).to_have_value(shown(value))
+    assert tab.errors == []
+
+
+def test_every_server_event_is_handled_or_deliberately_ignored(tab):
+    page = tab.open()
+    declared = set(tab.server.get("/api/schema").json()["events"]["to_client"])
+    handled, ignored = page.evaluate(
+        "async () => { const m = await import('/static/js/store.js'); return [m.HANDLED, m.IGNORED]; }"
+    )
+    assert not set(handled) & set(ignored)
+    assert declared - set(handled) - set(ignored) == set(), "events the page neither handles nor ignores"
+    assert set(handled) | set(ignored) <= declared, "names the server does not send"
+    assert tab.errors == []  # socket.js says so in the console for any gap
+
+
+# Drives the page's store (no DOM, no network) with one run's events as they come live, and with the
+# same run as a reload's history carries it; returns both stores' view of the run and what each said.
+STORE = """async (contract) => {
+    const { Store } = await import('/static/js/store.js');
+    const watch = (store) => { const seen = []; store.subscribe((c) => seen.push(c.kind)); return seen; };
+    const record = {id: 'r1', group: 'g1', slot: 0, status: 'queued', config: {epochs: 1}, info: {}};
+    const batch = (n) => ({run_id: 'r1', epoch: 1, step: n, steps: 2, samples_seen: 64 * n, loss: 1 / n, acc: 0.5});
+    const epoch = {run_id: 'r1', epoch: 1, test_loss: 0.4, test_acc: 0.9};
+    const live = new Store(contract), liveSaid = watch(live);
+    live.apply('history', {runs: [], older: []});
+    live.apply('runs_created', {group: 'g1', runs: [record]});
+    live.apply('run_started', {run_id: 'r1', epochs: 1});
+    for (const p of [batch(1), batch(2), batch(2), epoch]) live.apply(p.step ? 'batch' : 'epoch', p);
+    live.apply('run_finished', {run_id: 'r1', samples_seen: 128});
+    live.apply('run_started', {run_id: 'r1'});  // late and out of order: a finished run stays finished
+    live.apply('batch', {...batch(1), run_id: 'other'});  // a run never heard of waits for a listing
+    const reloaded = new Store(contract), reloadedSaid = watch(reloaded);
+    const stored = {...record, status: 'finished', info: {epochs: 1, samples_seen: 128},
+                    metrics: {batch: [batch(1), batch(2)], epoch: [epoch], gradients: []}};
+    reloaded.apply('history', {runs: [stored], older: [{id: 'old'}]});
+    reloaded.apply('batch', {...batch(3), run_id: 'old'});  // an older group's event: dropped
+    const view = (s) => ({status: s.runs.a.status, batch: s.runs.a.batch.length, epoch: s.runs.a.epoch.length,
+                          seen: s.runs.a.info.samples_seen, b: s.runs.b, buffered: [...s.buffered.keys()]});
+    return {live: view(live), reloaded: view(reloaded), liveSaid, reloadedSaid};
+}"""
+
+
+def test_the_store_applies_live_events_and_history_alike(tab):
+    page = tab.open()
+    contract = tab.server.get("/api/schema").json()["events"]
+    got = page.evaluate(STORE, contract)
+    assert got["live"] == {**got["reloaded"], "buffered": ["other"]}
+    assert got["live"]["status"] == "finished" and got["live"]["batch"] == 2 and got["live"]["epoch"] == 1
+    assert got["reloaded"]["buffered"] == []
+    # live: a change per event, so views redraw as it goes; history: one reset, then ready
+    assert got["liveSaid"][:3] == ["reset", "ready", "reset"]
+    assert {"batch", "epoch", "status", "unknown"} <= set(got["liveSaid"])
+    assert got["reloadedSaid"] == ["reset", "ready"]
+
+
+# A store that missed a group's runs_created hears an event of one of its runs: it lists the runs once
+# and adopts the newest group, by slot.
+CATCH_UP = """async ([contract, runId]) => {
+    const { Store } = await import('/static/js/store.js');
+    const { mountSync } = await import('/static/js/sync.js');
+    const store = new Store(contract);
+    mountSync(store);
+    store.apply('history', {runs: [], older: []});
+    store.apply('run_stopped', {run_id: runId});
+    for (let i = 0; i < 100 && !store.runs.b; i++) await new Promise((done) => setTimeout(done, 50));
+    return [store.runs.a?.id, store.runs.b?.id, store.runs.a?.config.channels];
+}"""
+
+
+def test_events_of_a_missed_group_adopt_it_from_a_listing(tab):
+    page = tab.open()
+    ids = tab.server.start([{**QUICK, "channels": "4"}, {**QUICK, "channels": "8"}])
+    stop_all(tab.server, ids)
+    contract = tab.server.get("/api/schema").json()["events"]
+    assert page.evaluate(CATCH_UP, [contract, ids[1]]) == [ids[0], ids[1], [4]]
+
+
+def test_the_grid_asks_once_per_model_per_epoch(tab):
+    page = tab.open()
+    tiny = {"channels": "4", "train_samples": 1024, "epochs": 2}
+    fill(page, "a", **tiny)
+    fill(page, "b", **tiny)
+    page.get_by_role("button", name="Train", exact=True).click()
+    for slot in "ab":
+        expect(page.locator(f"#panel-{slot} .run")).to_have_attribute("data-status", "finished", timeout=TIMEOUT)
+        expect(page.locator("#grid")).to_have_attribute(f"data-right-{slot}", re.compile(r"^\d+$"))
+    expect(page.locator("#grid .guess.right, #grid .guess.wrong")).to_have_count(2 * 16)
+    page.wait_for_timeout(1000)  # any request still to come is counted too
+    grid = [body for body in tab.predicts if "images" in body]
+    ids = tab.run_ids()
+    assert 2 <= len(grid) <= 2 * 2, grid  # two models, two epochs
+    for run_id in ids:
+        assert 1 <= sum(body["runs"] == [run_id] for body in grid) <= 2
+    assert all(len(body["images"]) == 16 for body in grid)
+    assert len(tab.predicts) == len(grid)  # and nothing else asked per image
+    assert tab.errors == []
 
 
 def test_train_draws_both_runs_on_both_charts_and_stop_ends_them(tab):

@@ -1,17 +1,12 @@
 // A curve chart overlaying models A and B: per-batch training as a thin line, per-epoch test as
 // markers joined by a bold line. Tiny API: reset(), addPoint(slot, kind, x, y), setters for the
-// view. Axis and grid colours come from the page's CSS and follow a live light/dark switch.
+// view. Slot colours and the axis and grid ink come from theme.js and follow a live light/dark switch.
 // Points are buffered and drawn at most once per animation frame with update("none");
 // the decimation plugin keeps tens of thousands of points smooth. Chart comes from
 // /vendor/chart.umd.js (a classic script, loaded before the modules).
+import { alpha, onSchemeChange, SLOT_COLOURS as COLOURS, themeColours } from "./theme.js";
 
-export const COLOURS = { a: "#2563eb", b: "#e8590c" }; // fixed: A blue, B orange
 const SLOTS = ["a", "b"], KINDS = ["batch", "epoch"];
-
-function alpha(hex, a) {
-  const n = parseInt(hex.slice(1), 16);
-  return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${a})`;
-}
 
 export class CurveChart {
   /** canvas: its aria-label names the chart; yTitle: axis title; percent: y in 0..100 */
@@ -64,15 +59,13 @@ export class CurveChart {
     this.frame = 0;
     this.applyTheme();
     // the colours live in CSS under prefers-color-scheme; re-read them when the scheme changes
-    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => this.applyTheme());
+    onSchemeChange(() => this.applyTheme());
     this.publish();
   }
 
   /** Takes axis, tick, grid and legend colours from the page's CSS variables (--muted, --grid). */
   applyTheme() {
-    const css = getComputedStyle(document.documentElement);
-    const ink = css.getPropertyValue("--muted").trim() || "#666";
-    const grid = css.getPropertyValue("--grid").trim() || "rgba(128,128,128,0.2)";
+    const { ink, grid } = themeColours();
     const { scales, plugins } = this.chart.options;
     for (const axis of [scales.x, scales.y]) {
       axis.title.color = ink;
@@ -90,6 +83,7 @@ export class CurveChart {
 
   reset() {
     for (const data of Object.values(this.series)) data.length = 0;
+    this.publish(); // at once: counts of the runs shown before must not outlive them until the next frame
     this.schedule();
   }
 

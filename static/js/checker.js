@@ -1,0 +1,28 @@
+// Asks the server about a panel as typed (POST /api/models/check), debounced, and puts its answer
+// in the store. The page checks nothing itself: the server's rules are the only ones.
+import * as api from "./api.js";
+
+const DEBOUNCE_MS = 250;
+
+/** Returns check(slot, values, now = false): values are the panel's fields as typed strings. */
+export function createChecker(store) {
+  const timers = {};
+  const edits = { a: 0, b: 0 }; // per slot: how many times it was edited; an answer counts only for the last
+
+  return function check(slot, values, now = false) {
+    const edit = ++edits[slot];
+    store.checking(slot);
+    clearTimeout(timers[slot]);
+    timers[slot] = setTimeout(async () => {
+      let result;
+      try {
+        const answer = await api.checkModel(values, slot);
+        result = { state: "valid", config: answer.config, params: answer.params, macs: answer.macs };
+      } catch (err) {
+        if (err.status === 400) result = { state: "invalid", errors: err.errors ?? { [err.field]: err.message } };
+        else result = { state: "offline", message: err.message };
+      }
+      if (edit === edits[slot]) store.checked(slot, result); // else stale: the panel changed since
+    }, now ? 0 : DEBOUNCE_MS);
+  };
+}

@@ -1,0 +1,265 @@
+// The main page's one store: the runs shown (by group and slot) with their statuses and metrics,
+// each panel's last check by the server, and the train bar's state. It applies every server event,
+// notifies subscribers with what changed, and never touches the DOM, the network or a view.
+
+export const SLOTS = ["a", "b"];
+// Server events this page deliberately leaves alone: gradient sizes are drawn by the analysis
+// page, which fetches them once a run has ended.
+export const IGNORED = ["gradients"];
+const BUFFERED_MAX = 2000; // events kept per run never heard of, until a listing says what it is
+
+const METRICS = { batch: true, epoch: true }; // events that add a point to a run's metrics
+const groupOf = (run) => run.group ?? run.id; // a record from before groups is a group of its own
+
+// name -> (store, payload): the page's handler of each server event it declares
+const HANDLERS = {
+  history(store, { runs, older = [] }) {
+    store.know(older);
+    store.adopt(runs); // the newest group, with metrics, replayed through the live handlers
+    store.ready = true;
+    store.emit({ kind: "ready" });
+  },
+  runs_created(store, { group, runs }) {
+    store.show(runs.map((r, i) => ({ ...r, group: r.group ?? group, slot: r.slot ?? i })));
+  },
+  run_started: (store, p) =>
+    store.onRun("run_started", p, (run) => {
+      Object.assign(run.info, p);
+      store.advance(run, "run_started");
+    }),
+  batch: (store, p) =>
+    store.onRun("batch", p, (run, slot) => {
+      const last = run.batch.at(-1);
+      if (last && p.samples_seen <= last.samples_seen) return; // already have it (history, then live)
+      run.batch.push(p);
+      store.emit({ kind: "batch", slot, from: run.batch.length - 1 });
+      store.advance(run, "run_started"); // a batch means it trains, even if its run_started went missing
+    }),
+  epoch: (store, p) =>
+    store.onRun("epoch", p, (run, slot) => {
+      const last = run.epoch.at(-1);
+      if (last && p.epoch <= last.epoch) return;
+      run.epoch.push(p);
+      store.emit({ kind: "epoch", slot, from: run.epoch.length - 1 });
+    }),
+  run_finished: (store, p) =>
+    store.onRun("run_finished", p, (run) => {
+      Object.assign(run.info, p);
+      store.advance(run, "run_finished");
+    }),
+  run_stopped: (store, p) => store.onRun("run_stopped", p, (run) => store.advance(run, "run_stopped")),
+  run_failed: (store, p) =>
+    store.onRun("run_failed", p, (run) => {
+      if (store.advance(run, "run_failed")) run.error = p.error;
+    }),
+  analysis_ready: (store, p) => store.onRun("analysis_ready", p, (run) => (run.analysis = "ready")),
+  analysis_failed: (store, p) => store.onRun("analysis_failed", p, (run) => (run.analysis = "failed")),
+  request_failed: (store, p) => store.say(p.error),
+};
+
+/** The server events this page handles: every one the schema declares, less IGNORED. */
+export const HANDLED = Object.keys(HANDLERS);
+
+export class Store {
+  /** contract: the schema's "events" (statuses, status_after, transitions). */
+  constructor(contract) {
+    this.contract = contract;
+    this.ended = new Set(contract.statuses.ended);
+    this.runs = { a: null, b: null }; // slot -> {id, config, status, error, analysis, info, batch, epoch, ...}
+    this.group = null; // the group shown: runs started together share one; slot 0 is A
+    this.mode = null; // how the shown group was started
+    this.xAxis = "samples"; // or "epochs"
+    this.known = new Set(); // every run id the server told of; events of those not shown are dropped
+    this.buffered = new Map(); // run id never heard of -> [name, payload] that came for it
+    // slot -> the server's last word on the panel as typed: {pending, state: null | "valid" |
+    // "invalid" | "offline", config, params, macs, errors: {field: rule}, message}
+    this.checks = { a: { pending: true, state: null }, b: { pending: true, state: null } };
+    this.starting = false; // a POST /api/runs is on its way
+    this.notice = ""; // the train bar's sentence from the server: a refusal, a failed request
+    this.noticeSlot = null; // the panel a refusal concerns: typing there again clears it
+    this.ready = false; // history has been applied
+    this.listeners = new Set();
+    this.quiet = 0; // > 0 while adopting: one "reset" instead of thousands of small changes
+  }
+
+  /** fn(change, store) after every change; returns an unsubscribe. */
+  subscribe(fn) {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  emit(change) {
+    if (!this.quiet) for (const fn of this.listeners) fn(change, this);
+  }
+
+  /** Applies one server event; false for a name this page does not handle. */
+  apply(name, payload) {
+    const handler = Object.hasOwn(HANDLERS, name) ? HANDLERS[name] : null;
+    if (handler) handler(this, payload ?? {});
+    return Boolean(handler);
+  }
+
+  // ---- runs -------------------------------------------------------------------------------
+
+  slotOf(runId) {
+    return SLOTS.find((s) => this.runs[s]?.id === runId);
+  }
+
+  isEnded(run) {
+    return this.ended.has(run.status);
+  }
+
+  /** Slots whose run is queued or training. */
+  active() {
+    return SLOTS.filter((s) => this.runs[s] && !this.isEnded(this.runs[s]));
+  }
+
+  /** Shows these runs (records as in GET /api/runs/<id>; metrics may be missing) in their slots, from scratch. */
+  adopt(records) {
+    this.quiet++;
+    try {
+      this.runs = { a: null, b: null };
+      for (const r of records) this.known.add(r.id);
+      this.group = records.length ? groupOf(records[0]) : null;
+      this.mode = records.find((r) => r.mode)?.mode ?? null;
+      records.forEach((r, i) => {
+        const slot = SLOTS[r.slot ?? i];
+        if (!slot) return;
+        const { id, config, status, error = null, analysis = null, info } = r;
+        this.runs[slot] = { id, config, status, error, analysis, info: { ...info }, batch: [], epoch: [] };
+        // stored metrics are the events as they were sent: the live handlers replay them
+        for (const name of Object.keys(METRICS)) {
+          for (const p of r.metrics?.[name] ?? []) this.apply(name, { ...p, run_id: id });
+        }
+        for (const [name, payload] of this.buffered.get(id) ?? []) this.apply(name, payload);
+        this.buffered.delete(id);
+      });
+    } finally {
+      this.quiet--;
+    }
+    this.emit({ kind: "reset" });
+  }
+
+  /** Whether these records (with slots) are the runs shown, each in its slot. */
+  shows(records) {
+    const wanted = new Map(records.map((r, i) => [SLOTS[r.slot ?? i], r.id]));
+    return SLOTS.every((slot) => this.runs[slot]?.id === wanted.get(slot));
+  }
+
+  /** A group just started, here or in another tab: adopted unless it is shown already. */
+  show(records) {
+    if (this.shows(records)) this.group = groupOf(records[0]);
+    else this.adopt(records);
+  }
+
+  /** Marks run records as heard of; events still buffered for them belong to no shown run and go. */
+  know(records) {
+    for (const r of records) {
+      this.known.add(r.id);
+      if (!this.slotOf(r.id)) this.buffered.delete(r.id);
+    }
+  }
+
+  /** Runs fn(run, slot) for an event of a shown run; drops one of an older group; buffers an unknown one. */
+  onRun(name, payload, fn) {
+    const slot = this.slotOf(payload.run_id);
+    if (slot) {
+      const run = this.runs[slot], before = run.status;
+      fn(run, slot);
+      // metrics say what they added; every other event may change what a run's views show
+      if (!(name in METRICS) || run.status !== before) this.emit({ kind: "status", slot });
+      return;
+    }
+    if (this.known.has(payload.run_id)) return; // a run of an older group
+    // a run never heard of (its runs_created was missed, say over a reconnect): kept until a listing
+    const list = this.buffered.get(payload.run_id) ?? [];
+    if (list.length < BUFFERED_MAX) list.push([name, payload]);
+    this.buffered.set(payload.run_id, list);
+    this.emit({ kind: "unknown", runId: payload.run_id });
+  }
+
+  /** Moves a run to the status the server gives after `event`, where the schema's transitions allow. */
+  advance(run, event) {
+    return this.moveTo(run, this.contract.status_after[event]);
+  }
+
+  moveTo(run, status) {
+    if (!(this.contract.transitions[run.status] ?? []).includes(status)) return false;
+    run.status = status;
+    return true;
+  }
+
+  /** A run record from a REST answer (a stop): its status where that may follow, and its analysis. */
+  merge(record) {
+    const slot = this.slotOf(record.id);
+    if (!slot) return;
+    const run = this.runs[slot];
+    run.stopping = false;
+    if (!["ready", "failed"].includes(run.analysis)) run.analysis = record.analysis ?? null; // "pending" if it had weights
+    this.moveTo(run, record.status);
+    this.emit({ kind: "status", slot });
+  }
+
+  /** A stop was asked for (stopping: true) or refused (a note to show by the run). */
+  stopping(slot, stopping, note = "") {
+    const run = this.runs[slot];
+    if (!run) return;
+    Object.assign(run, { stopping, note });
+    this.emit({ kind: "status", slot });
+  }
+
+  setXAxis(axis) {
+    this.xAxis = axis;
+    this.emit({ kind: "axis" });
+  }
+
+  // ---- the panels as checked by the server, and the train bar --------------------------------
+
+  /** The panel was edited: its check is pending (the last answer stays until the next). */
+  checking(slot) {
+    this.checks[slot] = { ...this.checks[slot], pending: true };
+    // the user moved on: a refusal of this panel, or a sentence about no panel, has been read
+    if (this.notice && (this.noticeSlot === slot || this.noticeSlot === null)) this.say("");
+    this.emit({ kind: "check", slot });
+  }
+
+  /** The server's answer for what the panel holds now. */
+  checked(slot, result) {
+    this.checks[slot] = { pending: false, ...result };
+    this.emit({ kind: "check", slot });
+  }
+
+  /** POST /api/runs refused fields: errors {slot: {field: rule}}; the sentence for the train bar. */
+  refused(errors, sentence) {
+    for (const [slot, fields] of Object.entries(errors)) {
+      this.checks[slot] = { pending: false, state: "invalid", errors: fields };
+      this.emit({ kind: "check", slot });
+    }
+    this.say(sentence, Object.keys(errors)[0] ?? null);
+  }
+
+  /** The train bar's sentence from the server ("" clears it). */
+  say(text, slot = null) {
+    this.notice = text;
+    this.noticeSlot = text ? slot : null;
+    this.emit({ kind: "notice" });
+  }
+
+  /** A POST /api/runs is on its way (true) or answered (false); a new attempt clears the last sentence. */
+  setStarting(starting) {
+    this.starting = starting;
+    if (starting) [this.notice, this.noticeSlot] = ["", null];
+    this.emit({ kind: "notice" });
+  }
+
+  /** Slots whose panel the server refused. */
+  invalid() {
+    return SLOTS.filter((s) => this.checks[s].state === "invalid");
+  }
+
+  /** Train may be pressed: both panels checked and valid, nothing starting, no run active. */
+  canTrain() {
+    const valid = SLOTS.every((s) => !this.checks[s].pending && this.checks[s].state === "valid");
+    return valid && !this.starting && this.active().length === 0;
+  }
+}
