@@ -1,7 +1,7 @@
 """Diagnostic: what the workers' malloc tunables do to the engine's step (page faults, time, memory).
 
 For each batch size, two processes run the engine's own loop (Trainer.train_epoch, model A):
-one with glibc's default allocator behaviour, one with runs.MALLOC_TUNABLES, as the server
+one with glibc's default allocator behaviour, one with workers.MALLOC_TUNABLES, as the server
 starts its workers. The parent alternates rounds between them; each round reports the
 process's minor page faults and milliseconds per step, and its peak resident memory.
 """
@@ -24,7 +24,7 @@ from benchmarks.common import (
 )
 from cnn import data
 from cnn.config import RunConfig
-from cnn.runs import MALLOC_TUNABLES
+from cnn.workers import MALLOC_TUNABLES
 
 
 def child(batch):

@@ -101,7 +101,8 @@ def write_section(name, lines, args):
 
 
 class EngineLoop:
-    """The engine's own hot loop (Trainer.train_epoch) on a slice of the data, one round at a time."""
+    """The engine's own hot loop (Trainer.train_epoch, with its standard plug-ins) on a slice of the data,
+    one round at a time."""
 
     def __init__(self, cfg, emit=None, batch_hz=20.0, seed=0):
         import torch
@@ -109,23 +110,22 @@ class EngineLoop:
         from cnn.models import build_model
         from cnn.train import Trainer, make_optimizer
 
-        self.trainer = Trainer(cfg, str(DATA_DIR), device="cpu", emit=emit, batch_hz=batch_hz)
+        self.trainer = trainer = Trainer(cfg, str(DATA_DIR), device="cpu", emit=emit, batch_hz=batch_hz)
         torch.manual_seed(seed)
         model = build_model(cfg)
-        if self.trainer.device.type == "cpu":  # as Trainer.run does
+        if trainer.device.type == "cpu":  # as Trainer.setup does
             model = model.to(memory_format=torch.channels_last)
-        self.model = model
-        self.optimizer = make_optimizer(cfg, model.parameters())
-        self.shuffle = torch.Generator().manual_seed(seed)
-        self.trainer.last_snapshot = time.perf_counter()
+        trainer.model = model
+        trainer.optimizer = make_optimizer(cfg, model.parameters())
+        trainer.shuffle = torch.Generator().manual_seed(seed)
 
     def round(self, images, labels, steps):
         """Train `steps` batches; -> images per second of training time."""
-        n = steps * self.trainer.cfg.batch_size
-        _, _, seconds = self.trainer.train_epoch(
-            self.model, self.optimizer, images[:n], labels[:n], self.shuffle, 1, steps
-        )
-        return n / seconds
+        trainer = self.trainer
+        n = steps * trainer.cfg.batch_size
+        trainer.images, trainer.labels, trainer.steps = images[:n], labels[:n], steps
+        trainer.train_epoch(1)
+        return n / trainer.epoch_seconds
 
 
 def interleave(candidates, rounds, log=print):

@@ -3,7 +3,7 @@
 Candidate: cnn.train's own hot loop (Trainer.train_epoch: in-memory uint8 batches,
 channels_last, pool before an in-place ReLU, FirstConv's weight gradient, fused Adam, bf16
 autocast only where native), in a process with the environment the server gives its workers
-(runs.WORKER_ENV: OMP_WAIT_POLICY=PASSIVE and glibc's allocator keeping freed memory).
+(workers.WORKER_ENV: OMP_WAIT_POLICY=PASSIVE and glibc's allocator keeping freed memory).
 Baseline: torchvision MNIST with ToTensor + Normalize through a DataLoader (num_workers=0),
 fp32, the same architecture written as a tutorial writes it, default Adam, same batch, in a
 process with the caller's environment less GLIBC_TUNABLES, plus OMP_WAIT_POLICY=PASSIVE (this
@@ -40,7 +40,7 @@ from benchmarks.common import (
 from cnn import data
 from cnn.config import RunConfig
 from cnn.models import head_side
-from cnn.runs import WORKER_ENV
+from cnn.workers import WORKER_ENV
 
 TARGET = 2.5
 

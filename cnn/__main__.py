@@ -12,8 +12,9 @@ import threading
 
 from tqdm import tqdm
 
+from . import events
 from .config import ConfigError, defaults_for, validate
-from .runs import ENDED, RunManager
+from .runs import RunManager
 
 
 def read_configs(paths):
@@ -40,17 +41,17 @@ def train(args):
         with out_lock:
             print(json.dumps({"event": name, **payload}), flush=True)
             run_id = payload.get("run_id")  # runs_created names a group, not one run
-            if name == "run_started":
+            if name == events.RUN_STARTED:
                 label = "-".join(map(str, manager.runs[run_id].config.channels))
                 total = payload["steps_per_epoch"] * payload["epochs"]
                 bars[run_id] = tqdm(total=total, desc=label, unit="batch", file=sys.stderr, position=len(bars))
-            elif name == "batch" and run_id in bars:
+            elif name == events.BATCH and run_id in bars:
                 bar = bars[run_id]
                 bar.update((payload["epoch"] - 1) * payload["steps"] + payload["step"] - bar.n)
                 bar.set_postfix(loss=f"{payload['loss']:.3f}", acc=f"{payload['acc']:.3f}")
-            elif name == "run_failed":
+            elif name == events.RUN_FAILED:
                 print(f"run {run_id} failed: {payload['error']}", file=sys.stderr)
-            if all(r.status in ENDED for r in manager.runs.values()):
+            if all(r.status in events.ENDED for r in manager.runs.values()):
                 done.set()
 
     with tempfile.TemporaryDirectory(prefix="cnn-runs-") as scratch:
@@ -67,7 +68,7 @@ def train(args):
             bar.close()
     if interrupted:
         return 130  # as a shell reports a Ctrl-C
-    return 1 if any(r.status == "failed" for r in manager.runs.values()) else 0
+    return 1 if any(r.status == events.FAILED for r in manager.runs.values()) else 0
 
 
 def main(argv=None):

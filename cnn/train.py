@@ -1,22 +1,24 @@
-"""The training loop. It fires events through a callback and knows nothing of sockets.
+"""The training loop. It trains, exposes its state and fires callbacks at fixed points, as minGPT's
+trainer does; events, weight snapshots and memory readings plug in from outside (cnn/plugins.py).
+It knows nothing of sockets.
 
 emit(name, payload) receives: run_started, batch, gradients, epoch, run_finished.
 Payloads are flat dicts of plain numbers (lists of numbers for gradients).
 """
 
-import os
-import resource
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
 from . import data, infer
-from .models import build_model, conv_layers, param_count
+from .models import build_model
+from .plugins import save_weights as save_weights  # re-exported: it lived here before the plug-ins had a room
+from .plugins import standard
 
 EVAL_BATCH = 1000
-GRADIENT_EVERY = 50  # batches between two gradient-flow samples
+# where callbacks run, in this order: once, then per epoch (per batch within it), then once
+POINTS = ("on_train_start", "on_epoch_start", "on_after_backward", "on_batch_end", "on_epoch_end", "on_train_end")
 
 
 def pick_device(name="auto"):
@@ -57,22 +59,6 @@ def make_optimizer(cfg, params):
     return torch.optim.Adam(params, lr=cfg.lr, fused=fused)
 
 
-def save_weights(model, path):
-    """Write atomically: a reader sees the old file or the new one, never half of one."""
-    state = {k: v.detach().to("cpu", memory_format=torch.contiguous_format) for k, v in model.state_dict().items()}
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def peak_memory_bytes(device):
-    """The process's high-water mark: CUDA memory allocated on a GPU, resident memory on a CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device)
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
 def evaluate(model, images, labels, dataset, autocast):
     """-> (mean loss, accuracy) over the whole set."""
     model.eval()
@@ -85,15 +71,15 @@ def evaluate(model, images, labels, dataset, autocast):
     return loss_sum.item() / len(images), correct.item() / len(images)
 
 
-def gradient_flow(model):
-    """Mean and max |grad| of each learnable layer's weights, as tensors (no sync)."""
-    layers = [*conv_layers(model), ("fc", model[-1])]
-    grads = [module.weight.grad.detach().abs() for _, module in layers]
-    return [name for name, _ in layers], torch.stack([g.mean() for g in grads]), torch.stack([g.max() for g in grads])
-
-
 class Trainer:
-    """Trains one model from a RunConfig; state is exposed, events go out through emit."""
+    """Trains one model from a RunConfig. Callbacks get the trainer and read its state: cfg, device, model,
+    optimizer, epoch, step, steps (per epoch), samples_seen, train_seconds (before this epoch), epoch_start
+    and paused (side jobs' seconds this epoch, kept out of the throughput), now (the batch's end), the
+    batch's batch_loss (summed), batch_correct (tensors) and batch_n, and after an epoch train_loss,
+    train_acc, epoch_seconds, test_loss, test_acc, eval_seconds.
+
+    emit, weights_path, snapshot_seconds and batch_hz configure the standard plug-ins (plugins.standard);
+    `plugins` are more objects with on_<point>(trainer) methods, called after those."""
 
     def __init__(
         self,
@@ -105,23 +91,38 @@ class Trainer:
         weights_path=None,
         snapshot_seconds=2.0,
         batch_hz=20.0,
+        plugins=(),
     ):
         self.cfg, self.data_dir = cfg, data_dir
         self.device = pick_device(device)
-        self.emit = emit or (lambda name, payload: None)
         self.should_stop = should_stop or (lambda: False)
-        self.weights_path = weights_path
-        self.snapshot_seconds = snapshot_seconds
-        self.min_gap = 1.0 / batch_hz
         self.bf16 = use_bf16(cfg.precision, self.device)
-        self.samples_seen = 0
-        self.train_seconds = 0.0
+        self.epoch = self.step = self.steps = self.samples_seen = 0
+        self.train_seconds = self.paused = 0.0
         self.stopped = False
+        self.callbacks = {point: [] for point in POINTS}
+        for plugin in [*standard(emit, weights_path, snapshot_seconds, batch_hz), *plugins]:
+            self.plug(plugin)
+
+    def add_callback(self, point, callback):
+        self.callbacks[point].append(callback)
+
+    def plug(self, plugin):
+        """Registers each of the plugin's on_<point> methods."""
+        for point in POINTS:
+            if hasattr(plugin, point):
+                self.add_callback(point, getattr(plugin, point))
+        return plugin
+
+    def fire(self, point):
+        for callback in self.callbacks[point]:
+            callback(self)
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
-    def run(self):
+    def setup(self):
+        """Data on the device, the model, its optimizer and the shuffling generator."""
         cfg, dev = self.cfg, self.device
         torch.manual_seed(cfg.seed)
         if dev.type == "cuda":
@@ -130,143 +131,62 @@ class Trainer:
         if cfg.train_samples:
             images, labels = images[: cfg.train_samples], labels[: cfg.train_samples]
         test_images, test_labels = data.load(cfg.dataset, self.data_dir, train=False)
-        images, labels = images.to(dev), labels.to(dev)
-        test_images, test_labels = test_images.to(dev), test_labels.to(dev)
+        self.images, self.labels = images.to(dev), labels.to(dev)
+        self.test_images, self.test_labels = test_images.to(dev), test_labels.to(dev)
         model = build_model(cfg).to(dev)
-        if dev.type == "cpu":
-            model = model.to(memory_format=torch.channels_last)
-        optimizer = make_optimizer(cfg, model.parameters())
-        shuffle = torch.Generator().manual_seed(cfg.seed)
-        steps = -(-len(images) // cfg.batch_size)
-        self.emit(
-            "run_started",
-            {
-                "device": dev.type,
-                "precision": "bf16" if self.bf16 else "fp32",
-                "params": param_count(cfg),
-                "train_samples": len(images),
-                "test_samples": len(test_images),
-                "steps_per_epoch": steps,
-                "epochs": cfg.epochs,
-                "threads": torch.get_num_threads(),
-            },
-        )
-        self.last_snapshot = time.perf_counter()
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-        # what training adds is what tells models apart: the torch runtime and the data set are shared
-        self.memory_before = peak_memory_bytes(dev)
-        for epoch in range(1, cfg.epochs + 1):
-            loss, acc, seconds = self.train_epoch(model, optimizer, images, labels, shuffle, epoch, steps)
+        self.model = model.to(memory_format=torch.channels_last) if dev.type == "cpu" else model
+        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        self.shuffle = torch.Generator().manual_seed(cfg.seed)
+        self.steps = -(-len(self.images) // cfg.batch_size)
+
+    def run(self):
+        self.setup()
+        self.fire("on_train_start")
+        for epoch in range(1, self.cfg.epochs + 1):
+            self.train_epoch(epoch)
             if self.stopped:
                 break
             started = time.perf_counter()
-            test_loss, test_acc = evaluate(model, test_images, test_labels, cfg.dataset, self.autocast)
-            eval_seconds = time.perf_counter() - started
-            self.snapshot(model)
-            self.emit(
-                "epoch",
-                {
-                    "epoch": epoch,
-                    "train_loss": loss,
-                    "train_acc": acc,
-                    "test_loss": test_loss,
-                    "test_acc": test_acc,
-                    "seconds": seconds,
-                    "eval_seconds": eval_seconds,
-                    "samples_seen": self.samples_seen,
-                    "peak_memory_bytes": self.training_memory(),
-                },
+            self.test_loss, self.test_acc = evaluate(
+                self.model, self.test_images, self.test_labels, self.cfg.dataset, self.autocast
             )
-        if not self.stopped:
-            self.emit(
-                "run_finished",
-                {
-                    "epochs": cfg.epochs,
-                    "samples_seen": self.samples_seen,
-                    "train_seconds": self.train_seconds,
-                    "peak_memory_bytes": self.training_memory(),
-                },
-            )
-        return model
+            self.eval_seconds = time.perf_counter() - started
+            self.fire("on_epoch_end")
+        self.fire("on_train_end")
+        return self.model
 
-    def training_memory(self):
-        """How far training raised the peak memory above what the process held before its first batch."""
-        return max(0, peak_memory_bytes(self.device) - self.memory_before)
-
-    def snapshot(self, model):
-        if self.weights_path:
-            save_weights(model, self.weights_path)
-        self.last_snapshot = time.perf_counter()
-
-    def train_epoch(self, model, optimizer, images, labels, shuffle, epoch, steps):
-        """One pass over the data; -> (mean loss, accuracy, seconds of training)."""
-        cfg, dev = self.cfg, self.device
+    def train_epoch(self, epoch):
+        """One pass over self.images in self.steps batches; sets train_loss, train_acc, epoch_seconds."""
+        cfg, model, optimizer = self.cfg, self.model, self.optimizer
+        self.epoch, self.step = epoch, 0
         model.train()
-        zero = torch.zeros((), device=dev)
-        # sums kept as tensors so a GPU is synchronised only when an event goes out
-        epoch_loss, epoch_correct, window_loss, window_correct = zero.clone(), zero.clone(), zero.clone(), zero.clone()
-        epoch_n = window_n = 0
-        epoch_start = window_start = time.perf_counter()
-        paused = 0.0  # time spent writing snapshots, kept out of the throughput
-        for step, (xb, y) in enumerate(data.batches(images, labels, cfg.batch_size, shuffle), 1):
+        loss_sum = torch.zeros((), device=self.device)  # sums kept as tensors: no sync per batch
+        correct_sum = loss_sum.clone()
+        self.epoch_samples, self.paused = 0, 0.0
+        self.epoch_start = time.perf_counter()
+        self.fire("on_epoch_start")
+        for step, (xb, y) in enumerate(data.batches(self.images, self.labels, cfg.batch_size, self.shuffle), 1):
             if self.should_stop():
                 self.stopped = True
                 break
+            self.step = step
             with self.autocast():
                 out = model(infer.prepare(xb, cfg.dataset)).float()
             loss = F.cross_entropy(out, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if step % GRADIENT_EVERY == 1:
-                names, means, maxes = gradient_flow(model)
+            self.fire("on_after_backward")
             optimizer.step()
-            n = len(y)
-            correct = (out.detach().argmax(1) == y).sum()
-            batch_loss = loss.detach() * n
-            window_loss += batch_loss
-            window_correct += correct
-            epoch_loss += batch_loss
-            epoch_correct += correct
-            window_n += n
-            epoch_n += n
+            n = self.batch_n = len(y)
+            self.batch_correct = (out.detach().argmax(1) == y).sum()
+            self.batch_loss = loss.detach() * n
+            loss_sum += self.batch_loss
+            correct_sum += self.batch_correct
+            self.epoch_samples += n
             self.samples_seen += n
-            if step % GRADIENT_EVERY == 1:
-                self.emit(
-                    "gradients",
-                    {
-                        "samples_seen": self.samples_seen,
-                        "layers": names,
-                        "mean_abs": means.tolist(),
-                        "max_abs": maxes.tolist(),
-                    },
-                )
-            now = time.perf_counter()
-            if step == steps or now - window_start >= self.min_gap:
-                self.emit(
-                    "batch",
-                    {
-                        "epoch": epoch,
-                        "step": step,
-                        "steps": steps,
-                        "samples_seen": self.samples_seen,
-                        "loss": window_loss.item() / window_n,
-                        "acc": window_correct.item() / window_n,
-                        # over the epoch so far: a window can be one short last batch
-                        "samples_per_s": epoch_n / max(now - epoch_start - paused, 1e-9),
-                        "train_seconds": self.train_seconds + now - epoch_start - paused,
-                    },
-                )
-                window_loss.zero_()
-                window_correct.zero_()
-                window_n = 0
-                window_start = time.perf_counter()
-            if self.weights_path and now - self.last_snapshot >= self.snapshot_seconds:
-                before = time.perf_counter()
-                self.snapshot(model)
-                paused += time.perf_counter() - before
-                window_start += time.perf_counter() - before
-        seconds = time.perf_counter() - epoch_start - paused
-        self.train_seconds += seconds
-        n = max(epoch_n, 1)
-        return epoch_loss.item() / n, epoch_correct.item() / n, seconds
+            self.now = time.perf_counter()
+            self.fire("on_batch_end")
+        self.epoch_seconds = time.perf_counter() - self.epoch_start - self.paused
+        self.train_seconds += self.epoch_seconds
+        n = max(self.epoch_samples, 1)
+        self.train_loss, self.train_acc = loss_sum.item() / n, correct_sum.item() / n

@@ -1,6 +1,7 @@
 """The engine alone: real MNIST, real short training, no server."""
 
 import pytest
+import torch
 
 from cnn.config import validate
 from cnn.train import Trainer
@@ -79,3 +80,79 @@ def test_workers_keep_freed_memory_but_a_users_own_malloc_tunables_win():
     assert worker_env({"GLIBC_TUNABLES": "glibc.rtld.nns=8"})["GLIBC_TUNABLES"] == f"glibc.rtld.nns=8:{MALLOC_TUNABLES}"
     theirs = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "OMP_WAIT_POLICY": "ACTIVE"}
     assert worker_env(theirs) == theirs
+
+
+class Points:
+    """A plug-in with every callback point: records (point, epoch, step) and what the trainer exposes."""
+
+    def __init__(self):
+        self.calls, self.seen, self.paused = [], [], []
+
+    def __getattr__(self, point):
+        if not point.startswith("on_"):
+            raise AttributeError(point)
+        return lambda t: self.calls.append((point, t.epoch, t.step))
+
+    def on_batch_end(self, t):
+        self.calls.append(("on_batch_end", t.epoch, t.step))
+        self.seen.append((t.samples_seen, t.batch_n))
+
+    def on_epoch_end(self, t):
+        self.calls.append(("on_epoch_end", t.epoch, t.step))
+        self.paused.append(t.paused)
+
+
+def test_a_plugin_is_called_at_each_point_in_order_and_reads_the_trainers_state(data_dir):
+    points, events = Points(), []
+    cfg = validate({"train_samples": 256, "epochs": 2, "batch_size": 64, "channels": "4"})
+    trainer = Trainer(cfg, data_dir, "cpu", lambda name, p: events.append((name, p)), plugins=[points])
+    trainer.run()
+    per_batch = [("on_after_backward", e, s) for e in (1, 2) for s in range(1, 5)]
+    expected = [("on_train_start", 0, 0)]
+    for epoch in (1, 2):
+        batches = [(p, e, s) for p, e, s in per_batch if e == epoch]
+        expected += [("on_epoch_start", epoch, 0)]
+        expected += [c for b in batches for c in (b, ("on_batch_end", epoch, b[2]))]
+        expected += [("on_epoch_end", epoch, 4)]
+    assert points.calls == expected + [("on_train_end", 2, 4)]
+    assert points.seen == [(64 * i, 64) for i in range(1, 9)]
+    assert points.paused == [0.0, 0.0]  # no weights path: no snapshots, nothing kept out
+    (finished,) = of(events, "run_finished")
+    assert finished["train_seconds"] == trainer.train_seconds and finished["samples_seen"] == trainer.samples_seen
+
+
+def test_with_no_gap_left_only_each_epochs_last_batch_goes_out_averaged_over_the_epoch(data_dir):
+    events = []
+    cfg = validate({"train_samples": 512, "epochs": 2, "batch_size": 32, "channels": "4"})
+    Trainer(cfg, data_dir, "cpu", lambda name, p: events.append((name, p)), batch_hz=1e-9).run()
+    batches, epochs = of(events, "batch"), of(events, "epoch")
+    assert [(b["epoch"], b["step"]) for b in batches] == [(1, 16), (2, 16)]
+    for batch, epoch in zip(batches, epochs, strict=True):  # one window: the whole epoch
+        assert batch["loss"] == pytest.approx(epoch["train_loss"]) and batch["acc"] == pytest.approx(epoch["train_acc"])
+
+
+def test_snapshots_are_written_while_training_and_their_time_kept_out(data_dir, tmp_path):
+    points, events, path = Points(), [], tmp_path / "w.pt"
+    cfg = validate({"train_samples": 256, "epochs": 1, "batch_size": 64, "channels": "4"})
+
+    def emit(name, payload):
+        events.append((name, payload))
+
+    trainer = Trainer(cfg, data_dir, "cpu", emit, weights_path=path, snapshot_seconds=0, plugins=[points])
+    model = trainer.run()  # a snapshot after every batch, and one after the epoch
+    assert points.paused[0] > 0  # writing took time, and it was not counted as training
+    (epoch,) = of(events, "epoch")
+    assert epoch["seconds"] == trainer.epoch_seconds
+    saved = torch.load(path, weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())  # the last one: after the epoch
+
+
+def test_a_stopped_trainer_sends_no_epoch_and_no_run_finished(data_dir):
+    points, events = Points(), []
+    cfg = validate({"train_samples": 512, "epochs": 2, "batch_size": 64, "channels": "4"})
+    trainer = Trainer(cfg, data_dir, "cpu", lambda n, p: events.append((n, p)), plugins=[points])
+    trainer.should_stop = lambda: trainer.step == 3  # asked before each batch: three are trained
+    trainer.run()
+    names = {n for n, _ in events}
+    assert "run_started" in names and "epoch" not in names and "run_finished" not in names
+    assert points.calls[-1] == ("on_train_end", 1, 3) and not [c for c in points.calls if c[0] == "on_epoch_end"]

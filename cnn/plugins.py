@@ -1,0 +1,200 @@
+"""The trainer's side jobs, plugged in from outside: weight snapshots, memory readings, and the events
+(run_started, batch, gradients, epoch, run_finished). Each is a small object whose on_<point>(trainer)
+methods the Trainer calls at that point (cnn/train.py POINTS); they read the trainer's public state.
+
+Per batch they must stay cheap: no sync with a GPU (no .item()) except when an event goes out, and no
+allocation beyond the in-place sums.
+"""
+
+import os
+import resource
+import sys
+import time
+from contextlib import suppress
+
+import torch
+
+from . import events
+from .models import conv_layers, param_count
+
+GRADIENT_EVERY = 50  # batches between two gradient-flow samples
+
+
+def standard(emit=None, weights_path=None, snapshot_seconds=2.0, batch_hz=20.0):
+    """What a run uses, in the order they are called at each point: gradients go out before the batch
+    event of the same step; an epoch's snapshot is on disk, and memory read, before its epoch event."""
+    emit = emit or (lambda name, payload: None)
+    memory = Memory()
+    snapshots = [Snapshots(weights_path, snapshot_seconds)] if weights_path else []
+    return [memory, Gradients(emit), BatchEvents(emit, batch_hz), *snapshots, RunEvents(emit, memory)]
+
+
+def save_weights(model, path):
+    """Write atomically: a reader sees the old file or the new one, never half of one. A write cut short
+    (an exception, or SIGTERM turned into SystemExit by the worker) removes its temporary file."""
+    state = {k: v.detach().to("cpu", memory_format=torch.contiguous_format) for k, v in model.state_dict().items()}
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        with suppress(FileNotFoundError):  # gone already when the replace succeeded
+            os.remove(tmp)
+
+
+def peak_memory_bytes(device):
+    """The process's high-water mark: CUDA memory allocated on a GPU, resident memory on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def gradient_flow(model):
+    """Mean and max |grad| of each learnable layer's weights, as tensors (no sync)."""
+    layers = [*conv_layers(model), ("fc", model[-1])]
+    grads = [module.weight.grad.detach().abs() for _, module in layers]
+    return [name for name, _ in layers], torch.stack([g.mean() for g in grads]), torch.stack([g.max() for g in grads])
+
+
+class Memory:
+    """What training adds is what tells models apart: the torch runtime and the data set are shared, so
+    the reading is how far the peak rose above what the process held before its first batch."""
+
+    def on_train_start(self, t):
+        if t.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(t.device)
+        self.before = peak_memory_bytes(t.device)
+
+    def grown(self, device):
+        return max(0, peak_memory_bytes(device) - self.before)
+
+
+class Snapshots:
+    """The weights every `seconds` while training and after every epoch (so predictions can follow the run);
+    the time spent writing goes to t.paused, out of the throughput and the batch throttle's clock."""
+
+    def __init__(self, path, seconds=2.0):
+        self.path, self.seconds = path, seconds
+
+    def on_train_start(self, t):
+        self.last = time.perf_counter()
+
+    def on_batch_end(self, t):
+        if t.now - self.last >= self.seconds:
+            before = time.perf_counter()
+            self.save(t)  # sets self.last to when it ended
+            t.paused += self.last - before
+
+    def on_epoch_end(self, t):
+        self.save(t)
+
+    def save(self, t):
+        save_weights(t.model, self.path)
+        self.last = time.perf_counter()
+
+
+class Gradients:
+    """Weight-gradient sizes per layer every `every` batches, read between backward and the optimizer step."""
+
+    def __init__(self, emit, every=GRADIENT_EVERY):
+        self.emit, self.every, self.flow = emit, every, None
+
+    def on_after_backward(self, t):
+        if t.step % self.every == 1:
+            self.flow = gradient_flow(t.model)
+
+    def on_batch_end(self, t):
+        if self.flow is None:
+            return
+        names, means, maxes = self.flow
+        self.flow = None
+        payload = {
+            "samples_seen": t.samples_seen,
+            "layers": names,
+            "mean_abs": means.tolist(),
+            "max_abs": maxes.tolist(),
+        }
+        self.emit(events.GRADIENTS, payload)
+
+
+class BatchEvents:
+    """At most `hz` batch events a second, always an epoch's last batch; loss and acc are means over the
+    batches since the previous event. The sums stay tensors, so a GPU syncs only when an event goes out."""
+
+    def __init__(self, emit, hz=20.0):
+        self.emit, self.min_gap = emit, 1.0 / hz
+
+    def on_epoch_start(self, t):
+        zero = torch.zeros((), device=t.device)
+        self.loss, self.correct, self.n = zero.clone(), zero.clone(), 0
+        self.start = 0.0  # the window's start on the epoch's training clock
+
+    def on_batch_end(self, t):
+        self.loss += t.batch_loss
+        self.correct += t.batch_correct
+        self.n += t.batch_n
+        seconds = t.now - t.epoch_start - t.paused  # the epoch's training so far
+        if t.step != t.steps and seconds - self.start < self.min_gap:
+            return
+        payload = {
+            "epoch": t.epoch,
+            "step": t.step,
+            "steps": t.steps,
+            "samples_seen": t.samples_seen,
+            "loss": self.loss.item() / self.n,
+            "acc": self.correct.item() / self.n,
+            # over the epoch so far: a window can be one short last batch
+            "samples_per_s": t.epoch_samples / max(seconds, 1e-9),
+            "train_seconds": t.train_seconds + seconds,
+        }
+        self.emit(events.BATCH, payload)
+        self.loss.zero_()
+        self.correct.zero_()
+        self.n = 0
+        self.start = time.perf_counter() - t.epoch_start - t.paused  # sending is not training
+
+
+class RunEvents:
+    """run_started when the data is loaded, epoch after each tested epoch, run_finished unless stopped."""
+
+    def __init__(self, emit, memory):
+        self.emit, self.memory = emit, memory
+
+    def on_train_start(self, t):
+        payload = {
+            "device": t.device.type,
+            "precision": "bf16" if t.bf16 else "fp32",
+            "params": param_count(t.cfg),
+            "train_samples": len(t.images),
+            "test_samples": len(t.test_images),
+            "steps_per_epoch": t.steps,
+            "epochs": t.cfg.epochs,
+            "threads": torch.get_num_threads(),
+        }
+        self.emit(events.RUN_STARTED, payload)
+
+    def on_epoch_end(self, t):
+        payload = {
+            "epoch": t.epoch,
+            "train_loss": t.train_loss,
+            "train_acc": t.train_acc,
+            "test_loss": t.test_loss,
+            "test_acc": t.test_acc,
+            "seconds": t.epoch_seconds,
+            "eval_seconds": t.eval_seconds,
+            "samples_seen": t.samples_seen,
+            "peak_memory_bytes": self.memory.grown(t.device),
+        }
+        self.emit(events.EPOCH, payload)
+
+    def on_train_end(self, t):
+        if t.stopped:
+            return
+        payload = {
+            "epochs": t.cfg.epochs,
+            "samples_seen": t.samples_seen,
+            "train_seconds": t.train_seconds,
+            "peak_memory_bytes": self.memory.grown(t.device),
+        }
+        self.emit(events.RUN_FINISHED, payload)
