@@ -4,13 +4,22 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import QUICK
+from conftest import QUICK, start_server, stop_server
 from test_server import Listener, read_test_digits
 
 from cnn import events
 from cnn.config import FIELDS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.fixture(scope="module")
+def server(data_dir, tmp_path_factory):
+    """A server of its own: the runs made here must not become the pair that the page tests load."""
+    tmp = tmp_path_factory.mktemp("contract")
+    api = start_server(data_dir, tmp / "runs", tmp / "server.log")
+    yield api
+    stop_server(api)
 
 
 def check(server, config, slot="a"):
