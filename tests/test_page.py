@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-from conftest import QUICK
+from conftest import QUICK, start_server, stop_server
 from playwright.sync_api import expect
 
 # short real runs of tiny models: long enough to stop or reload mid-run, quick to start
@@ -75,6 +75,22 @@ def tab(browser, server):
     context.close()
 
 
+@pytest.fixture(scope="module")
+def empty_server(data_dir, tmp_path_factory):
+    """A server that has no runs: its page shows each slot's defaults, whatever other tests trained."""
+    tmp = tmp_path_factory.mktemp("empty")
+    api = start_server(data_dir, tmp / "runs", tmp / "server.log")
+    yield api
+    stop_server(api)
+
+
+@pytest.fixture
+def new_tab(browser, empty_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield Tab(context.new_page(), empty_server)
+    context.close()
+
+
 def panel(page, slot):
     return page.get_by_role("group", name=f"Model {slot.upper()}")
 
@@ -96,7 +112,8 @@ def fill(page, slot, **values):
         group.get_by_label(field, exact=True).fill(str(value))
 
 
-def test_page_loads_without_errors_or_outside_requests(tab):
+def test_page_loads_without_errors_or_outside_requests(new_tab):
+    tab = new_tab
     page = tab.open()
     expect(page.locator("#grid .cell")).to_have_count(16)  # the test images came from our server
     expect(panel(page, "a").locator(".params")).to_have_text("54,666 parameters")
@@ -284,7 +301,8 @@ def test_a_check_that_cannot_reach_the_server_says_so_and_keeps_train_off(tab):
     expect(page.locator("#train-message")).to_have_text("")
 
 
-def test_the_form_is_built_from_the_schema(tab):
+def test_the_form_is_built_from_the_schema(new_tab):
+    tab = new_tab
     page = tab.open()
     schema = tab.server.get("/api/schema").json()
     properties = schema["config"]["properties"]
