@@ -11,6 +11,7 @@ import torch
 
 from benchmarks.common import DATA_DIR, median, parser, verdict, write_section
 from cnn.config import RunConfig
+from cnn.plugins import standard
 from cnn.train import Trainer
 
 TARGET = 0.988
@@ -28,7 +29,7 @@ def one_run(cfg):
             info.update(payload)
 
     start = time.perf_counter()
-    Trainer(cfg, str(DATA_DIR), device="cpu", emit=emit).run()
+    Trainer(cfg, str(DATA_DIR), "cpu", standard(emit)).run()
     return epochs, info, time.perf_counter() - start
 
 

@@ -108,9 +108,10 @@ class EngineLoop:
         import torch
 
         from cnn.models import build_model
+        from cnn.plugins import standard
         from cnn.train import Trainer, make_optimizer
 
-        self.trainer = trainer = Trainer(cfg, str(DATA_DIR), device="cpu", emit=emit, batch_hz=batch_hz)
+        self.trainer = trainer = Trainer(cfg, str(DATA_DIR), "cpu", standard(emit, batch_hz=batch_hz))
         torch.manual_seed(seed)
         model = build_model(cfg)
         if trainer.device.type == "cpu":  # as Trainer.setup does

@@ -26,23 +26,35 @@ class ConfigError(ValueError):
         self.errors = errors or {field_name: message}
 
 
+def whole(value):
+    """A whole number as a form or a JSON file types it: 64, 64.0 or "64". A string must be digits, so
+    "5.0", "1e3" or "0x10" are refused like any other text; pydantic then checks the number."""
+    if isinstance(value, bool):  # bool is an int in Python; "true" as a size is a mistake, not 1
+        raise ValueError("not a number")
+    if isinstance(value, str):
+        if not re.fullmatch(r"\d+", value.strip(), re.ASCII):
+            raise ValueError("not digits")
+        return int(value)
+    return value
+
+
 class RunConfig(BaseModel):
     """One model's config. Fields are declared in the order the form shows them."""
 
     model_config = ConfigDict(extra="forbid")
 
     channels: list[Annotated[int, Field(ge=1, le=MAX_CHANNELS)]] = Field(
-        [16, 32, 64], min_length=1, max_length=MAX_LAYERS, description="conv kernels per layer, like 16-32-64"
+        [16, 32, 64], min_length=1, max_length=MAX_LAYERS, description="conv kernels per layer"
     )
     kernel_size: Literal[3, 5, 7] = Field(3, description="square kernel of every conv layer, same padding")
     optimizer: Literal["adam", "sgd", "rmsprop"] = Field("adam", description="sgd uses momentum 0.9")
     lr: float = Field(1e-3, ge=1e-5, le=1, allow_inf_nan=False, description="learning rate")
     batch_size: int = Field(64, ge=1, le=4096, description="images per training step")
     epochs: int = Field(3, ge=1, le=50, description="passes over the training set")
-    dataset: Literal["mnist", "fashion_mnist"] = Field("mnist", description="the data it trains and is tested on")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="makes a run repeatable; empty means 0")
+    dataset: Literal[tuple(DATASETS)] = Field("mnist", description="the data it trains and is tested on")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="makes a run repeatable")
     train_samples: int | None = Field(
-        None, ge=1, le=max(DATASETS.values()), description="optional cap: the first N training images; empty for all"
+        None, ge=1, le=max(DATASETS.values()), description="optional cap: the first N training images"
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 where the hardware has it natively, else fp32"
@@ -61,26 +73,32 @@ class RunConfig(BaseModel):
             if not CHANNELS_TEXT.fullmatch(value):
                 raise ValueError(CHANNELS_RULE)
             return re.split(r"[\s,\-]+", value)
+        if isinstance(value, list):
+            return [whole(v) for v in value]
         return value
 
     @field_validator("kernel_size", mode="before")
     @classmethod
-    def _digits(cls, value):
-        # "5" from a form is 5; "5.0" or "05" are not one of the sizes
-        return int(value) if isinstance(value, str) and re.fullmatch(r"[1-9]\d*", value, re.ASCII) else value
+    def _kernel(cls, value):
+        return whole(value)
 
     @field_validator("optimizer", "dataset", "precision", mode="before")
     @classmethod
     def _lower(cls, value):
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("lr", "batch_size", "epochs", "seed", "train_samples", mode="before")
+    @field_validator("batch_size", "epochs", "seed", "train_samples", mode="before")
     @classmethod
-    def _numbers(cls, value, info):
-        if isinstance(value, bool):  # bool is an int in Python; "true" as a batch size is a mistake, not 1
-            raise ValueError("not a number")
+    def _whole(cls, value, info):
         if value in ("", None) and info.field_name in ("seed", "train_samples"):
             return cls.model_fields[info.field_name].default  # an empty optional box
+        return whole(value)
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _not_bool(cls, value):
+        if isinstance(value, bool):
+            raise ValueError("not a number")
         return value
 
     def to_dict(self):
@@ -147,6 +165,7 @@ def schema():
         "config": RunConfig.model_json_schema(),
         "fields": list(FIELDS),
         "defaults": {slot: validate({}, defaults_for(i)).to_dict() for i, slot in enumerate("ab")},
+        "rules": {name: rule(name) for name in FIELDS},  # what each field allows, as the error says it
         "presets": PRESETS,
         "pair": list(PAIR),
     }

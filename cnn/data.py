@@ -74,9 +74,11 @@ def download_lock(data_dir, folder):
 
 
 def normalise(images, name):
-    """uint8 (B, 28, 28) on any device -> float (B, 1, 28, 28) with the data set's mean/std."""
+    """Pixels 0..255, uint8 or float (B, 28, 28) on any device -> a new float (B, 1, 28, 28) with the data
+    set's mean/std; the input is left as it was."""
     _, _, mean, std = SOURCES[name]
-    return images.unsqueeze(1).float().mul_(1 / (255 * std)).sub_(mean / std)
+    x = images.unsqueeze(1).to(torch.float32, copy=True)  # a copy even of a float input: the ops below are in place
+    return x.mul_(1 / (255 * std)).sub_(mean / std)
 
 
 def batches(images, labels, batch_size, generator=None):

@@ -16,11 +16,6 @@ from .analysis_queue import AnalysisQueue
 from .config import ConfigError
 from .events import ENDED
 from .records import ID_PATTERN, Records, Run
-from .workers import MALLOC_TUNABLES, ROOT, STOP_GRACE, WORKER_ENV, worker_env
-
-# importers (the server, the CLI, benchmarks, tests) find these here, as before the rooms were split
-__all__ = ["ENDED", "ID_PATTERN", "MALLOC_TUNABLES", "ROOT", "STOP_GRACE", "WORKER_ENV", "Run", "worker_env"]
-__all__ += ["MAX_ACTIVE", "Busy", "RunManager", "UnknownRun"]
 
 MAX_ACTIVE = 4  # queued or running at once: two pairs; each worker holds the data set and torch (~0.9 GB)
 
@@ -223,12 +218,11 @@ class RunManager:
             "out_path": str(self.analysis_path(run.id)),
             "info": info,
         }
+        code = None
         try:
             process = workers.spawn("cnn.analysis", spec, self.records.folder(run.id) / "analysis.log")
-        except OSError:
-            code = None
-        else:
             code = workers.reap(process)
-        run.analysis = "ready" if code == 0 else "failed"
-        self.records.save(run)
-        self.listener(events.ANALYSIS_READY if code == 0 else events.ANALYSIS_FAILED, {"run_id": run.id})
+        finally:  # whatever went wrong, the run's analysis ends as ready or failed, never pending for ever
+            run.analysis = "ready" if code == 0 else "failed"
+            self.records.save(run)
+            self.listener(events.ANALYSIS_READY if code == 0 else events.ANALYSIS_FAILED, {"run_id": run.id})

@@ -13,8 +13,6 @@ import torch.nn.functional as F
 
 from . import data, infer
 from .models import build_model
-from .plugins import save_weights as save_weights  # re-exported: it lived here before the plug-ins had a room
-from .plugins import standard
 
 EVAL_BATCH = 1000
 # where callbacks run, in this order: once, then per epoch (per batch within it), then once
@@ -78,21 +76,11 @@ class Trainer:
     batch's batch_loss (summed), batch_correct (tensors) and batch_n, and after an epoch train_loss,
     train_acc, epoch_seconds, test_loss, test_acc, eval_seconds.
 
-    emit, weights_path, snapshot_seconds and batch_hz configure the standard plug-ins (plugins.standard);
-    `plugins` are more objects with on_<point>(trainer) methods, called after those."""
+    Side jobs plug in from outside: `plugins` are objects with on_<point>(trainer) methods, called in
+    the order given (a run's worker passes plugins.standard(emit, weights_path): its events, weight
+    snapshots and memory readings). With none, the trainer just trains."""
 
-    def __init__(
-        self,
-        cfg,
-        data_dir,
-        device="auto",
-        emit=None,
-        should_stop=None,
-        weights_path=None,
-        snapshot_seconds=2.0,
-        batch_hz=20.0,
-        plugins=(),
-    ):
+    def __init__(self, cfg, data_dir, device="auto", plugins=(), should_stop=None):
         self.cfg, self.data_dir = cfg, data_dir
         self.device = pick_device(device)
         self.should_stop = should_stop or (lambda: False)
@@ -101,7 +89,7 @@ class Trainer:
         self.train_seconds = self.paused = 0.0
         self.stopped = False
         self.callbacks = {point: [] for point in POINTS}
-        for plugin in [*standard(emit, weights_path, snapshot_seconds, batch_hz), *plugins]:
+        for plugin in plugins:
             self.plug(plugin)
 
     def add_callback(self, point, callback):

@@ -57,12 +57,13 @@ def main(argv):
     import torch
 
     from .config import validate
+    from .plugins import standard
     from .train import Trainer
 
     torch.set_num_threads(max(1, int(spec.get("threads", 1))))
     try:
         cfg = validate(spec["config"])
-        Trainer(cfg, spec["data_dir"], spec.get("device", "auto"), emit, weights_path=spec.get("weights_path")).run()
+        Trainer(cfg, spec["data_dir"], spec.get("device", "auto"), standard(emit, spec.get("weights_path"))).run()
     except Exception as exc:  # report every failure as a fact; the server decides what to show
         traceback.print_exc()  # the full story goes to the run's log, a sentence to the user
         emit(events.RUN_FAILED, {"error": str(exc) or type(exc).__name__})

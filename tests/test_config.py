@@ -1,6 +1,7 @@
 import pytest
 
-from cnn.config import ConfigError, validate
+from cnn import data
+from cnn.config import DATASETS, ConfigError, validate
 
 
 @pytest.mark.parametrize("typed", ["16-32-64", "16,32,64", " 16 - 32 - 64 ", [16, 32, 64], ["16", "32", "64"]])
@@ -15,9 +16,22 @@ def test_form_strings_become_numbers():
 
 @pytest.mark.parametrize(
     "field, value",
-    [("batch_size", True), ("batch_size", 1.5), ("lr", float("nan")), ("epochs", "three"), ("kernel_size", 4)],
+    [
+        ("batch_size", True),
+        ("batch_size", 1.5),
+        ("lr", float("nan")),
+        ("epochs", "three"),
+        ("kernel_size", 4),
+        ("channels", [True, 2]),  # a bool is no channel count, in a list as anywhere
+        ("kernel_size", "5.0"),  # typed, a whole number is digits: 5.0 and 64.0 are refused alike
+        ("batch_size", "64.0"),
+    ],
 )
 def test_bad_values_name_their_field(field, value):
     with pytest.raises(ConfigError) as err:
         validate({field: value})
     assert err.value.field == field and field in str(err.value)
+
+
+def test_the_config_offers_exactly_the_data_sets_the_engine_loads():
+    assert set(DATASETS) == set(data.SOURCES)

@@ -313,7 +313,10 @@ def test_the_form_is_built_from_the_schema(new_tab):
             box = group.get_by_label(name, exact=True)
             expect(box).to_be_visible()
             expect(box).to_have_value(shown(schema["defaults"][slot][name]))
-            expect(group.locator(f"[data-field={name}] small")).to_have_text(properties[name]["description"])
+            hint = group.locator(f"[data-field={name}] small")
+            expect(hint).to_contain_text(properties[name]["description"])
+            if box.evaluate("b => b.tagName") == "INPUT":  # a typed box also says what the server allows
+                expect(hint).to_contain_text(schema["rules"][name].removeprefix("must be "))
             choices = [str(c) for c in properties[name].get("enum", [])]
             if choices:  # offered as options (words) or as suggestions to a typed box (numbers)
                 options = group.locator(f"[data-field={name}] option")

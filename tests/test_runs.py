@@ -15,9 +15,9 @@ from conftest import ROOT
 from cnn import events
 from cnn.analysis_queue import AnalysisQueue
 from cnn.config import validate
+from cnn.plugins import save_weights
 from cnn.records import Records, Run
 from cnn.runs import RunManager
-from cnn.train import save_weights
 
 TINY = {"train_samples": 256, "epochs": 1, "channels": "4"}
 LONG = {"epochs": 50, "channels": "4"}
@@ -101,7 +101,7 @@ def test_no_temporary_snapshot_survives_a_worker(data_dir, tmp_path, how):
 # The worker's own signal handling, around a snapshot whose torch.save writes half a file and blocks.
 SNAPSHOT_CUT_SHORT = """
 import sys, time, torch
-from cnn import train, worker
+from cnn import plugins, worker
 worker.exit_on_sigterm()
 def half_a_save(obj, path):
     with open(path, "wb") as f:
@@ -109,7 +109,7 @@ def half_a_save(obj, path):
     print("saving", flush=True)
     time.sleep(120)
 torch.save = half_a_save
-train.save_weights(torch.nn.Linear(2, 2), sys.argv[1])
+plugins.save_weights(torch.nn.Linear(2, 2), sys.argv[1])
 """
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from cnn.config import validate
+from cnn.plugins import standard
 from cnn.train import Trainer
 
 
@@ -11,7 +12,7 @@ def train(data_dir, tmp_path=None, **fields):
     events = []
     cfg = validate({"train_samples": 2048, "epochs": 2, **fields})
     weights = str(tmp_path / "w.pt") if tmp_path else None
-    Trainer(cfg, data_dir, "cpu", lambda name, p: events.append((name, p)), weights_path=weights).run()
+    Trainer(cfg, data_dir, "cpu", standard(lambda name, p: events.append((name, p)), weights)).run()
     return events
 
 
@@ -72,7 +73,7 @@ def test_bf16_autocast_trains(data_dir):
 
 
 def test_workers_keep_freed_memory_but_a_users_own_malloc_tunables_win():
-    from cnn.runs import MALLOC_TUNABLES, worker_env
+    from cnn.workers import MALLOC_TUNABLES, worker_env
 
     assert worker_env({})["GLIBC_TUNABLES"] == MALLOC_TUNABLES
     assert worker_env({"GLIBC_TUNABLES": ""})["GLIBC_TUNABLES"] == MALLOC_TUNABLES
@@ -105,7 +106,7 @@ class Points:
 def test_a_plugin_is_called_at_each_point_in_order_and_reads_the_trainers_state(data_dir):
     points, events = Points(), []
     cfg = validate({"train_samples": 256, "epochs": 2, "batch_size": 64, "channels": "4"})
-    trainer = Trainer(cfg, data_dir, "cpu", lambda name, p: events.append((name, p)), plugins=[points])
+    trainer = Trainer(cfg, data_dir, "cpu", [*standard(lambda name, p: events.append((name, p))), points])
     trainer.run()
     per_batch = [("on_after_backward", e, s) for e in (1, 2) for s in range(1, 5)]
     expected = [("on_train_start", 0, 0)]
@@ -124,7 +125,7 @@ def test_a_plugin_is_called_at_each_point_in_order_and_reads_the_trainers_state(
 def test_with_no_gap_left_only_each_epochs_last_batch_goes_out_averaged_over_the_epoch(data_dir):
     events = []
     cfg = validate({"train_samples": 512, "epochs": 2, "batch_size": 32, "channels": "4"})
-    Trainer(cfg, data_dir, "cpu", lambda name, p: events.append((name, p)), batch_hz=1e-9).run()
+    Trainer(cfg, data_dir, "cpu", standard(lambda name, p: events.append((name, p)), batch_hz=1e-9)).run()
     batches, epochs = of(events, "batch"), of(events, "epoch")
     assert [(b["epoch"], b["step"]) for b in batches] == [(1, 16), (2, 16)]
     for batch, epoch in zip(batches, epochs, strict=True):  # one window: the whole epoch
@@ -138,7 +139,7 @@ def test_snapshots_are_written_while_training_and_their_time_kept_out(data_dir, 
     def emit(name, payload):
         events.append((name, payload))
 
-    trainer = Trainer(cfg, data_dir, "cpu", emit, weights_path=path, snapshot_seconds=0, plugins=[points])
+    trainer = Trainer(cfg, data_dir, "cpu", [*standard(emit, path, snapshot_seconds=0), points])
     model = trainer.run()  # a snapshot after every batch, and one after the epoch
     assert points.paused[0] > 0  # writing took time, and it was not counted as training
     (epoch,) = of(events, "epoch")
@@ -150,7 +151,7 @@ def test_snapshots_are_written_while_training_and_their_time_kept_out(data_dir, 
 def test_a_stopped_trainer_sends_no_epoch_and_no_run_finished(data_dir):
     points, events = Points(), []
     cfg = validate({"train_samples": 512, "epochs": 2, "batch_size": 64, "channels": "4"})
-    trainer = Trainer(cfg, data_dir, "cpu", lambda n, p: events.append((n, p)), plugins=[points])
+    trainer = Trainer(cfg, data_dir, "cpu", [*standard(lambda n, p: events.append((n, p))), points])
     trainer.should_stop = lambda: trainer.step == 3  # asked before each batch: three are trained
     trainer.run()
     names = {n for n, _ in events}

@@ -90,7 +90,10 @@ def get_schema():
 def check_model():
     """Validates one config as the page types it; a 400 lists every bad field in `errors`."""
     data = body()
-    cfg = validate(data.get("config"), defaults_for(1 if data.get("slot") == "b" else 0))
+    slot = data.get("slot", "a")
+    if slot not in ("a", "b"):
+        raise ConfigError("slot", "must be a or b (whose defaults fill the fields not sent)")
+    cfg = validate(data.get("config"), defaults_for("ab".index(slot)))
     return jsonify(config=cfg.to_dict(), params=param_count(cfg), macs=mac_count(cfg))
 
 

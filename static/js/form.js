@@ -34,10 +34,17 @@ function controls(id, prop) {
   return [input, list];
 }
 
-function buildField(panel, slot, name, prop) {
+/** The hint under a field: its help and, for a typed box, what the server allows ("must be " dropped). */
+function hintText(prop, rule, input) {
+  const allowed = input.tagName === "SELECT" || !rule ? "" : rule.replace(/^must be /, "");
+  return [prop.description, allowed].filter(Boolean).join(" · ");
+}
+
+function buildField(panel, slot, name, prop, rule) {
   const id = `${slot}-${name}`;
   const [input, ...extra] = controls(id, prop);
-  const hint = prop.description ? el("small", { id: `${id}-hint`, text: prop.description }) : null;
+  const text = hintText(prop, rule, input);
+  const hint = text ? el("small", { id: `${id}-hint`, text }) : null;
   const message = el("p", { class: "message field-message", id: `${id}-message`, "aria-live": "polite" });
   input.setAttribute("aria-describedby", hint ? `${hint.id} ${message.id}` : message.id);
   const label = el("label", { htmlFor: id, text: name });
@@ -91,7 +98,7 @@ export function mountPanels(store, schema, check) {
     panels[slot] = panel;
     const fields = $(".fields", root);
     for (const name of schema.fields) {
-      fields.append(buildField(panel, slot, name, schema.config.properties[name]));
+      fields.append(buildField(panel, slot, name, schema.config.properties[name], schema.rules?.[name]));
       panel.inputs[name].addEventListener("input", () => check(slot, read(slot)));
     }
     const preset = $(".preset", root);

@@ -64,7 +64,7 @@ export function mountGrid(store) {
     try {
       // the images of the first run that can answer, else of the first shown; a run that never trained says nothing
       const shown = SLOTS.map((s) => store.runs[s]);
-      await load((shown.find(ready) ?? shown.find(Boolean))?.config.dataset ?? "mnist");
+      await load((shown.find(ready) ?? shown.find(Boolean))?.config.dataset ?? store.defaults.dataset);
       $("#grid-message").textContent = "";
       for (const slot of SLOTS) {
         const run = store.runs[slot];

@@ -18,15 +18,21 @@ function showConnection(text) {
   $("#connection").dataset.state = text;
 }
 
-async function start() {
-  let schema;
-  try {
-    schema = await api.getSchema();
-  } catch (err) {
-    showConnection(`disconnected: ${err.message}`);
-    return;
+/** The schema, asked again (1 s, 2 s, … up to 10 s apart) until the server answers: the page is built from it. */
+async function loadSchema() {
+  for (let wait = 1000; ; wait = Math.min(2 * wait, 10_000)) {
+    try {
+      return await api.getSchema();
+    } catch (err) {
+      showConnection(`cannot load the form: ${err.message} Trying again…`);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
   }
-  const store = new Store(schema.events);
+}
+
+async function start() {
+  const schema = await loadSchema();
+  const store = new Store(schema.events, schema.defaults.a);
   mountPanels(store, schema, createChecker(store));
   mountRunLog(store);
   mountCurves(store);

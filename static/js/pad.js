@@ -36,7 +36,7 @@ function showProbs(slot, probs, message = "") {
 }
 
 export function mountPad(store) {
-  const datasetOf = (slot) => store.runs[slot]?.config?.dataset ?? "mnist"; // MNIST's digits when empty
+  const datasetOf = (slot) => store.runs[slot]?.config?.dataset ?? store.defaults.dataset; // an empty slot: the default's classes
   const name = (slot, label) => className(datasetOf(slot), label);
   const retryAt = {}; // run id -> when its weights may be there
   const state = { drawn: null, busy: false, again: false, last: 0 }; // drawn: 28x28 rows, or null

@@ -61,9 +61,11 @@ const HANDLERS = {
 export const HANDLED = Object.keys(HANDLERS);
 
 export class Store {
-  /** contract: the schema's "events" (statuses, status_after, transitions). */
-  constructor(contract) {
+  /** contract: the schema's "events" (statuses, status_after, transitions); defaults: model A's config, what an
+   * empty slot stands for (its data set names the classes). */
+  constructor(contract, defaults = {}) {
     this.contract = contract;
+    this.defaults = defaults;
     this.ended = new Set(contract.statuses.ended);
     this.runs = { a: null, b: null }; // slot -> {id, config, status, error, analysis, info, batch, epoch, ...}
     this.group = null; // the group shown: runs started together share one; slot 0 is A
