@@ -94,13 +94,19 @@ def stop_server(api):
         api.process.kill()
 
 
+def server_in(data_dir, folder):
+    """A real server whose runs folder and log lie in `folder`, for a fixture to yield from."""
+    api = start_server(data_dir, folder / "runs", folder / "server.log")
+    try:
+        yield api
+    finally:
+        stop_server(api)
+
+
 @pytest.fixture(scope="session")
 def server(data_dir, tmp_path_factory):
     """One real server for the session; tests use the run ids they create."""
-    tmp = tmp_path_factory.mktemp("server")
-    api = start_server(data_dir, tmp / "runs", tmp / "server.log")
-    yield api
-    stop_server(api)
+    yield from server_in(data_dir, tmp_path_factory.mktemp("server"))
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import QUICK, start_server, stop_server
+from conftest import QUICK, server_in
 from test_server import Listener, read_test_digits
 
 from cnn import events
@@ -16,10 +16,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 @pytest.fixture(scope="module")
 def server(data_dir, tmp_path_factory):
     """A server of its own: the runs made here must not become the pair that the page tests load."""
-    tmp = tmp_path_factory.mktemp("contract")
-    api = start_server(data_dir, tmp / "runs", tmp / "server.log")
-    yield api
-    stop_server(api)
+    yield from server_in(data_dir, tmp_path_factory.mktemp("contract"))
 
 
 def check(server, config, slot="a"):
