@@ -4,7 +4,7 @@ import re
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from cnn import data, events
+from cnn import data, datasets, events
 from cnn.config import DATASETS, ConfigError, defaults_for, schema, validate
 from cnn.infer import parse_image, parse_images
 from cnn.models import mac_count, param_count
@@ -133,6 +133,12 @@ def samples():
     images, labels = test_set(name)
     picked = images[: int(count)].float().div(255)
     return jsonify(images=picked.tolist(), labels=labels[: int(count)].tolist())
+
+
+@bp.get("/api/datasets")
+def list_datasets():
+    """Every dataset on disk or downloadable, with class names, counts and shape; nothing is decoded."""
+    return jsonify(datasets=[info.to_dict() for info in datasets.listing(current_app.config["DATA_DIR"])])
 
 
 def test_set(name):
