@@ -18,7 +18,7 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2.functional import resize
 
 from . import data
-from .config import ConfigError
+from .config import DATASETS, ConfigError
 from .data import DataError
 
 DIGITS = tuple("0123456789")
@@ -109,7 +109,7 @@ class Idx:
 
     def info(self, data_dir):
         on_disk = data.on_disk(data_dir, self.folder)
-        return Info(self.name, list(self.classes), 60_000, 10_000, [1, 28, 28], on_disk)
+        return Info(self.name, list(self.classes), DATASETS[self.name], 10_000, [1, 28, 28], on_disk)
 
     def load(self, data_dir, train, cache_dir):
         images, labels = data.load(self.name, data_dir, train)

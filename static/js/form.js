@@ -2,7 +2,7 @@
 // hint, string choices as a select and number choices as typed suggestions; presets from the schema.
 // Edits go to the checker as typed; the store's check results come back under the fields.
 import { $, el } from "./dom.js";
-import { count } from "./format.js";
+import { count, int } from "./format.js";
 import { SLOTS } from "./store.js";
 
 /** A config value as the form shows it: [16, 32, 64] -> "16-32-64", null -> "". */
@@ -70,7 +70,7 @@ function renderCheck(panel, check) {
   params.setAttribute("aria-busy", String(Boolean(check.pending)));
   params.dataset.params = check.state === "valid" ? String(check.params) : "";
   macs.textContent = check.state === "valid" ? `${count(check.macs)} MACs per image` : "";
-  if (check.state === "valid") params.textContent = `${check.params.toLocaleString("en-US")} parameters`;
+  if (check.state === "valid") params.textContent = `${int(check.params)} parameters`;
   else if (check.state === "offline") params.textContent = "parameters: not checked, the server cannot be reached";
   else if (check.state === "invalid") {
     // a rule about something that has no field here (the body, say) is said in full

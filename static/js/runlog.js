@@ -2,7 +2,7 @@
 // run's sentence, and the epoch log. Redraws from the store, at most once a frame while training.
 import * as actions from "./actions.js";
 import { $, el } from "./dom.js";
-import { pct } from "./format.js";
+import { int, pct } from "./format.js";
 import { clock, secondsLeft } from "./progress.js";
 import { SLOTS } from "./store.js";
 
@@ -32,7 +32,7 @@ function progressText(run, ended, epochs, total, value) {
   const trained = run.info.samples_seen ?? p.samples_seen, secs = run.info.train_seconds ?? p.train_seconds;
   const rate = ended && secs > 0 ? trained / secs : p.samples_per_s;
   const out = [`epoch ${p.epoch}/${epochs}`, `batch ${p.step}/${p.steps}`];
-  out.push(`${Math.round(rate).toLocaleString("en-US")} samples/s${ended ? " on average" : ""}`);
+  out.push(`${int(rate)} samples/s${ended ? " on average" : ""}`);
   if (ended && run.status !== "finished") out.unshift(`${run.status} at ${Math.round(value * 100)}%`);
   if (run.status === "finished" && secs) out.push(`trained in ${secs.toFixed(1)} s`);
   let left = "";

@@ -9,7 +9,7 @@ export const IGNORED = ["gradients"];
 const BUFFERED_MAX = 2000; // events kept per run never heard of, until a listing says what it is
 
 const METRICS = { batch: true, epoch: true }; // events that add a point to a run's metrics
-const groupOf = (run) => run.group ?? run.id; // a record from before groups is a group of its own
+export const groupOf = (run) => run.group ?? run.id; // a record from before groups is a group of its own
 
 // name -> (store, payload): the page's handler of each server event it declares
 const HANDLERS = {

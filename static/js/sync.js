@@ -1,13 +1,13 @@
 // Catching up: when events arrive for runs the page never heard of (their runs_created was missed,
 // say over a reconnect), list the runs once and adopt the newest group into the store.
 import * as api from "./api.js";
+import { groupOf } from "./store.js";
 
 const WAIT_MS = 150; // events of one missed group come in bursts: one listing for the burst
 
 /** The group to show: the newest run's, in slot order (A first). */
 export function newestGroup(runs) {
   if (!runs.length) return [];
-  const groupOf = (r) => r.group ?? r.id;
   const newest = runs.reduce((a, b) => (b.created > a.created ? b : a));
   return runs.filter((r) => groupOf(r) === groupOf(newest)).sort((a, b) => (a.slot ?? 0) - (b.slot ?? 0));
 }
