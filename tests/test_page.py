@@ -88,6 +88,16 @@ def new_tab(browser, empty_server):
     context.close()
 
 
+@pytest.fixture
+def own_tab(browser, data_dir, tmp_path):
+    """A tab on a server of its own, for a test that counts every request the page makes: no earlier pair
+    is there for the page to load and ask about."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    for api in server_in(data_dir, tmp_path):
+        yield Tab(context.new_page(), api)
+    context.close()
+
+
 def panel(page, slot):
     return page.get_by_role("group", name=f"Model {slot.upper()}")
 
@@ -409,7 +419,8 @@ def test_events_of_a_missed_group_adopt_it_from_a_listing(tab):
     assert page.evaluate(CATCH_UP, [contract, ids[1]]) == [ids[0], ids[1], [4]]
 
 
-def test_the_grid_asks_once_per_model_per_epoch(tab):
+def test_the_grid_asks_once_per_model_per_epoch(own_tab):
+    tab = own_tab
     page = tab.open()
     # epochs of a second or more: each one's answers are asked for before the next epoch ends
     tiny = {"channels": "4", "train_samples": 4096, "epochs": 2}
@@ -438,7 +449,14 @@ def test_train_draws_both_runs_on_both_charts_and_stop_ends_them(tab):
         group.get_by_label("train_samples", exact=True).fill("2048")
         group.get_by_label("epochs", exact=True).fill("8")
         group.get_by_label("batch_size", exact=True).fill("32")
+    shown_before = tab.run_ids()  # the page opens on the newest pair, whose points must not count
     page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_function(
+        "before => ['a', 'b'].every((s, i) => {"
+        " const id = document.querySelector(`#panel-${s} .run`).dataset.runId; return id && id !== before[i]; })",
+        arg=shown_before,
+        timeout=TIMEOUT,
+    )
     tab.wait_points(3)
     ids = tab.run_ids()
     assert all(ids) and ids[0] != ids[1]
