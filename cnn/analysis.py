@@ -13,19 +13,17 @@ import time
 import torch
 from torch import nn
 
-from . import data, infer
+from . import datasets, infer
 from .config import validate
-from .models import build_model
 from .train import pick_device
 from .worker import die_with_parent
 
-CLASSES = 10
 ECE_BINS = 15
 
 
-def confusion_matrix(labels, preds):
+def confusion_matrix(labels, preds, classes=10):
     """rows: true class, columns: predicted class."""
-    matrix = torch.zeros(CLASSES, CLASSES, dtype=torch.long)
+    matrix = torch.zeros(classes, classes, dtype=torch.long)
     matrix.index_put_((labels.cpu(), preds.cpu()), torch.ones(len(labels), dtype=torch.long), accumulate=True)
     return matrix
 
@@ -57,8 +55,8 @@ def calibration(confidence, correct, bins=ECE_BINS):
     return ece, out
 
 
-def count_macs(model):
-    """Multiply-accumulates for one 28x28 image, counted from the layers during a real forward pass."""
+def count_macs(model, shape=(1, 28, 28)):
+    """Multiply-accumulates of the convs and linears for one image, counted during a real forward pass."""
     total = 0
 
     def hook(module, inputs, output):
@@ -69,9 +67,9 @@ def count_macs(model):
         else:
             total += module.in_features * module.out_features
 
-    handles = [m.register_forward_hook(hook) for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     with torch.no_grad():
-        model(torch.zeros(1, 1, 28, 28, device=next(model.parameters()).device))
+        model(torch.zeros(1, *shape, device=next(model.parameters()).device))
     for h in handles:
         h.remove()
     return total
@@ -88,9 +86,9 @@ def timed(fn, device, repeats):
     return min(times)  # the least disturbed repeat: other work on a shared machine only adds time
 
 
-def speed(model, device, autocast):
+def speed(model, device, autocast, shape=(1, 28, 28)):
     """-> (latency in ms per image at batch 1, images per second at batch 256)."""
-    one, many = torch.zeros(1, 1, 28, 28, device=device), torch.zeros(256, 1, 28, 28, device=device)
+    one, many = torch.zeros(1, *shape, device=device), torch.zeros(256, *shape, device=device)
     with torch.no_grad(), autocast():
         timed(lambda: model(many), device, 3)  # warm-up
         latency = timed(lambda: model(one), device, 50)
@@ -98,29 +96,31 @@ def speed(model, device, autocast):
     return latency * 1000, 256 / batch
 
 
-def analyse(cfg, data_dir, weights_path, device, info, bf16=False):
-    model = build_model(cfg)
-    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
-    model.eval().to(device)
-    images, labels = data.load(cfg.dataset, data_dir, train=False)
+def analyse(cfg, data_dir, weights_path, device, info, bf16=False, cache_dir=None):
+    model, meta, norm = infer.load_model(cfg, weights_path)
+    model.to(device)
+    shape, classes = meta["shape"], len(meta["classes"])
+    images, labels = datasets.load(cfg.dataset, data_dir, False, cache_dir or datasets.default_cache_dir())
 
     # the arithmetic it trained and was tested in, so accuracy here matches the last epoch's
     def autocast():
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
-    preds, confs = infer.predict(model, images, cfg.dataset, autocast)
-    matrix = confusion_matrix(labels, preds)
+    preds, confs = infer.predict(model, images, norm, autocast)
+    matrix = confusion_matrix(labels, preds, classes)
     scores = per_class_scores(matrix)
     ece, reliability = calibration(confs, preds == labels)
-    latency_ms, throughput = speed(model, device, autocast)
+    latency_ms, throughput = speed(model, device, autocast, shape)
     return {
         "confusion": matrix.tolist(),
         "per_class": scores,
         "accuracy": matrix.diag().sum().item() / len(labels),
-        "macro_f1": sum(s["f1"] for s in scores) / CLASSES,
+        "macro_f1": sum(s["f1"] for s in scores) / classes,
+        "classes": meta["classes"],
+        "shape": shape,
         "params": sum(p.numel() for p in model.parameters()),
         "size_bytes": os.path.getsize(weights_path),
-        "macs": count_macs(model),
+        "macs": count_macs(model, shape),
         "train_seconds": info.get("train_seconds"),
         "latency_ms": latency_ms,
         "throughput": throughput,
@@ -146,6 +146,7 @@ def main(argv):
         pick_device(spec.get("device", "auto")),
         spec.get("info", {}),
         bf16=spec.get("precision") == "bf16",
+        cache_dir=spec.get("cache_dir"),
     )
     tmp = spec["out_path"] + ".tmp"
     with open(tmp, "w") as f:

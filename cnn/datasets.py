@@ -18,20 +18,20 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2.functional import resize
 
 from . import data
-from .config import DATASETS, ConfigError
-from .data import DataError
+from .config import DATASET_RULE, DATASETS, FOLDER_NAME, ConfigError
+from .data import DataError, Norm
 
 DIGITS = tuple("0123456789")
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
-FOLDER_NAME = re.compile(r"folder:([A-Za-z0-9_-]{1,64})", re.ASCII)
-NAME_RULE = "must be mnist, fashion_mnist, cifar10 or folder:<name>, a name of 1 to 64 letters, digits, _ or -"
+NAME_RULE = DATASET_RULE
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MIN_CLASSES, MAX_CLASSES = 2, 100
 MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 28, 64, 32
 TEST_FRACTION, SPLIT_SEED = 0.2, 0  # a folder with no test/ gives this share of each class to the test split
-CACHE_VERSION = 1  # bump when the decoding changes, so old cache files are not trusted
+CACHE_VERSION = 2  # bump when the decoding changes, so old cache files are not trusted
+ORDER_SEED = 0  # class folders are read class by class; a fixed shuffle mixes them, so "the first N" is fair
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Info:
     test: int
     shape: list[int]  # [channels, height, width]
     on_disk: bool
+    counts: list[int] | None = None  # training images per class, where counting them reads no image
 
     def to_dict(self):
         return asdict(self)
@@ -74,6 +75,39 @@ def load(name, data_dir, train, cache_dir, size=DEFAULT_SIZE):
     """-> (images uint8 (N, C, H, W), labels int64 (N,))."""
     images, labels, _, _ = source(name, size).load(Path(data_dir), train, Path(cache_dir))
     return images, labels
+
+
+@dataclass
+class Loaded:
+    """Both splits of a dataset on the CPU, with what a model needs to know of it."""
+
+    name: str
+    classes: list
+    shape: list  # [channels, height, width]
+    norm: Norm
+    train_images: torch.Tensor  # uint8 (N, C, H, W)
+    train_labels: torch.Tensor  # int64 (N,)
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+    def meta(self):
+        """What a checkpoint carries so that anything can rebuild and feed its model."""
+        return {"dataset": self.name, "classes": list(self.classes), "shape": list(self.shape), **self.norm.to_dict()}
+
+
+def default_cache_dir():
+    """Where decoded images go when no runs folder is named: never inside the data folder."""
+    return Path(os.environ.get("CNN_CACHE_DIR") or Path.home() / ".cache" / "cnn-playground")
+
+
+def open_dataset(name, data_dir, cache_dir=None, size=DEFAULT_SIZE):
+    """-> Loaded: both splits, class names, shape and Norm (cached decoding: a second open is fast)."""
+    src, data_dir = source(name, size), Path(data_dir)
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    train_x, train_y, mean, std = src.load(data_dir, True, cache_dir)
+    test_x, test_y, _, _ = src.load(data_dir, False, cache_dir)
+    classes = src.class_names(data_dir)
+    return Loaded(name, list(classes), list(train_x.shape[1:]), Norm(mean, std), train_x, train_y, test_x, test_y)
 
 
 def stats(name, data_dir, cache_dir, size=DEFAULT_SIZE):
@@ -107,9 +141,18 @@ class Idx:
         _, self.folder, mean, std = data.SOURCES[name]
         self.mean, self.std = [mean], [std]
 
+    def class_names(self, data_dir):
+        return self.classes
+
     def info(self, data_dir):
         on_disk = data.on_disk(data_dir, self.folder)
-        return Info(self.name, list(self.classes), DATASETS[self.name], 10_000, [1, 28, 28], on_disk)
+        counts = None
+        if on_disk:  # the label file is 60 KB: counting classes reads no image
+            from torchvision.datasets.mnist import read_label_file
+
+            labels = read_label_file(str(data_dir / self.folder / "raw" / "train-labels-idx1-ubyte"))
+            counts = torch.bincount(labels, minlength=len(self.classes)).tolist()
+        return Info(self.name, list(self.classes), DATASETS[self.name], 10_000, [1, 28, 28], on_disk, counts)
 
     def load(self, data_dir, train, cache_dir):
         images, labels = data.load(self.name, data_dir, train)
@@ -122,10 +165,14 @@ class Cifar10:
 
     name, shape = "cifar10", [3, 32, 32]
 
+    def class_names(self, data_dir):
+        return CIFAR10
+
     def info(self, data_dir):
         found = self.folders(data_dir)
         if found:
-            return Info(self.name, list(CIFAR10), len(found[0]), len(found[1]), self.shape, True)
+            counts = [sum(1 for _, label in found[0] if label == i) for i in range(len(CIFAR10))]
+            return Info(self.name, list(CIFAR10), len(found[0]), len(found[1]), self.shape, True, counts)
         return Info(self.name, list(CIFAR10), 50_000, 10_000, self.shape, self.batches_on_disk(data_dir))
 
     def batches_on_disk(self, data_dir):
@@ -210,10 +257,15 @@ class Folder:
             train += [(files[i], label) for i in sorted(order[n_test:])]
         return classes, train, test
 
+    def class_names(self, data_dir):
+        return self.splits(data_dir)[0]
+
     def info(self, data_dir):
         classes, train, test = self.splits(data_dir)
         channels = 1 if all(is_grey(path) for path, _ in train + test) else 3
-        return Info(f"folder:{self.name}", classes, len(train), len(test), [channels, self.size, self.size], True)
+        counts = [sum(1 for _, label in train if label == i) for i in range(len(classes))]
+        shape = [channels, self.size, self.size]
+        return Info(f"folder:{self.name}", classes, len(train), len(test), shape, True, counts)
 
     def load(self, data_dir, train, cache_dir):
         classes, train_files, test_files = self.splits(data_dir)
@@ -269,7 +321,8 @@ def is_grey(path):
 
 
 def decode(files, mode, size):
-    """[(path, label)] -> (uint8 (N, C, size, size), int64 (N,)); a broken file is a DataError naming it."""
+    """[(path, label)] -> (uint8 (N, C, size, size), int64 (N,)) in a fixed shuffled order; a broken file is a
+    DataError naming it."""
     images = torch.empty(len(files), 1 if mode == ImageReadMode.GRAY else 3, size, size, dtype=torch.uint8)
     with warnings.catch_warnings():  # torchvision 0.29 warns on every call that torchcodec will take over
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -281,7 +334,9 @@ def decode(files, mode, size):
             if image.shape[1:] != (size, size):
                 image = resize(image, [size, size], antialias=True)  # the whole image, squeezed to a square
             images[i] = image
-    return images, torch.tensor([label for _, label in files], dtype=torch.int64)
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(ORDER_SEED))
+    return images[order], labels[order]
 
 
 def fingerprint(items, root):

@@ -25,21 +25,24 @@ TO_CLIENT = {
     HISTORY: (("runs", "older"), "sent first on connect: the newest group's runs with metrics, the rest without"),
     RUNS_CREATED: (("group", "runs"), "a group of runs was accepted; slot 0 is A"),
     RUN_STARTED: (
-        ("run_id", "device", "precision", "params", "train_samples", "test_samples", "steps_per_epoch", "epochs")
-        + ("threads",),
+        ("run_id", "device", "precision", "params", "train_samples", "validation_samples", "test_samples")
+        + ("dataset", "classes", "shape", "steps_per_epoch", "epochs", "threads"),
         "the worker has its data loaded and is about to train",
     ),
     BATCH: (
-        ("run_id", "epoch", "step", "steps", "samples_seen", "loss", "acc", "samples_per_s", "train_seconds"),
+        ("run_id", "epoch", "step", "steps", "samples_seen", "loss", "acc", "samples_per_s", "train_seconds", "lr"),
         "training progress, at most ~20 a second, always including an epoch's last batch",
     ),
     GRADIENTS: (("run_id", "samples_seen", "layers", "mean_abs", "max_abs"), "weight-gradient sizes per layer"),
     EPOCH: (
-        ("run_id", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "eval_seconds")
-        + ("samples_seen", "peak_memory_bytes"),
-        "an epoch ended and was tested on the full test set",
+        ("run_id", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc")
+        + ("best_epoch", "lr", "seconds", "eval_seconds", "samples_seen", "peak_memory_bytes"),
+        "an epoch ended and was tested on the full test set (and validated: val_* are null without a share)",
     ),
-    RUN_FINISHED: (("run_id", "epochs", "samples_seen", "train_seconds", "peak_memory_bytes"), "training ended"),
+    RUN_FINISHED: (
+        ("run_id", "epochs", "best_epoch", "early_stopped", "samples_seen", "train_seconds", "peak_memory_bytes"),
+        "training ended; epochs is how many ran, best_epoch the validation's pick (null without a share)",
+    ),
     RUN_STOPPED: (("run_id",), "the worker has ended after a stop"),
     RUN_FAILED: (("run_id", "error"), "the run failed; error is a sentence"),
     ANALYSIS_READY: (("run_id",), "the run's analysis is stored"),

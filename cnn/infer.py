@@ -6,18 +6,21 @@ run's snapshot file (loaded with weights_only=True: no pickled code) whenever th
 """
 
 import math
+import warnings
 from collections import OrderedDict
 from contextlib import nullcontext
 
 import torch
+from torch import nn
 
 from . import data
 from .config import ConfigError
 from .models import build_model, conv_layers
 
-SIDE = 28
 BATCH = 1000  # images per forward pass when a whole set is classified
 MAX_IMAGES = 64  # per predict request
+MAX_SIDE = 64  # the largest dataset side an image may be sent at
+MAX_FILE_BYTES = 5 * 1024 * 1024
 CACHED_MODELS = 8
 
 
@@ -25,64 +28,167 @@ class NoWeights(LookupError):
     """The run has not written a weight snapshot yet."""
 
 
-def prepare(images, dataset, device=None):
-    """Pixels 0..255 (uint8 or float) (B, 28, 28) -> normalised float (B, 1, 28, 28) on `device`."""
-    x = data.normalise(images.to(device) if device is not None else images, dataset)
+def prepare(images, norm, device=None):
+    """Pixels 0..255 (uint8 or float) (B, C, H, W) -> normalised float (B, C, H, W) on `device`."""
+    x = data.normalise(images.to(device) if device is not None else images, norm)
     # channels_last lets oneDNN pick its fastest conv kernels on the CPU
     return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
 
 
-def logits(model, images, dataset, autocast=nullcontext, batch=BATCH):
+def logits(model, images, norm, autocast=nullcontext, batch=BATCH):
     """Yields (start, float logits (b, classes)) for consecutive batches of `images` (pixels 0..255)."""
     device = next(model.parameters()).device
     with torch.no_grad(), autocast():
         for start in range(0, len(images), batch):
-            yield start, model(prepare(images[start : start + batch], dataset, device)).float()
+            yield start, model(prepare(images[start : start + batch], norm, device)).float()
 
 
-def probabilities(model, images, dataset, autocast=nullcontext):
+def probabilities(model, images, norm, autocast=nullcontext):
     """-> class probabilities (B, classes) on the CPU."""
-    return torch.cat([torch.softmax(out, dim=1).cpu() for _, out in logits(model, images, dataset, autocast)])
+    return torch.cat([torch.softmax(out, dim=1).cpu() for _, out in logits(model, images, norm, autocast)])
 
 
-def predict(model, images, dataset, autocast=nullcontext):
+def predict(model, images, norm, autocast=nullcontext):
     """-> (predicted class, its probability) for every image, on the CPU."""
-    conf, pred = probabilities(model, images, dataset, autocast).max(1)
+    conf, pred = probabilities(model, images, norm, autocast).max(1)
     return pred, conf
 
 
-def activations(model, images, dataset):
-    """One image (1, 28, 28), pixels 0..255 -> [(name, map (C, H, W))]: each conv's output after its ReLU, at
-    the conv's own resolution (the model pools before its ReLU, which gives the same function)."""
-    maps, names = [], {id(m): n for n, m in conv_layers(model)}
-    x = prepare(images, dataset, next(model.parameters()).device)
+ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid)
+
+
+def activations(model, images, norm):
+    """One image (1, C, H, W), pixels 0..255 -> [(name, map (C, H, W))]: each conv's output at its own
+    resolution, through the first activation after it (a pool in between is skipped: the classic model
+    pools before its ReLU, the same function); ResNet18's stem and each of its four stages."""
+    x = prepare(images, norm, next(model.parameters()).device)
+    maps = []
     with torch.no_grad():
+        if not isinstance(model, nn.Sequential):  # torchvision's ResNet
+            x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+            maps.append(("conv1", x[0]))
+            for stage in ("layer1", "layer2", "layer3", "layer4"):
+                x = getattr(model, stage)(x)
+                maps.append((stage, x[0]))
+            return [(name, m.float().contiguous().cpu()) for name, m in maps]
+        names, pending = {id(m): n for n, m in conv_layers(model)}, None
         for module in model:
+            if pending is not None and isinstance(module, (nn.Conv2d, nn.Flatten, nn.Linear)):
+                maps.append((pending[0], pending[1][0]))
+                pending = None
             x = module(x)
             if id(module) in names:
-                maps.append((names[id(module)], torch.relu(x[0]).contiguous().cpu()))
-    return maps
+                pending = (names[id(module)], x)
+            elif pending is not None and isinstance(module, nn.BatchNorm2d):
+                pending = (pending[0], module(pending[1]))
+            elif pending is not None and isinstance(module, ACTIVATIONS):
+                maps.append((pending[0], type(module)()(pending[1])[0]))
+                pending = None
+        if pending is not None:
+            maps.append((pending[0], pending[1][0]))
+    return [(name, m.float().contiguous().cpu()) for name, m in maps]
 
 
 def parse_image(value, name="image"):
-    """Untrusted JSON -> float tensor (28, 28) of pixels in [0, 1], or ConfigError naming the field."""
-    rule = "must be 28 rows of 28 numbers from 0 to 1 (white digit on black, as in MNIST)"
-    if not isinstance(value, list) or len(value) != SIDE:
+    """Untrusted JSON -> float tensor (C, H, W) of pixels in [0, 1], or ConfigError naming the field. A grey
+    image may come as H rows of W numbers; an image with channels as C lists of H rows."""
+    rule = (
+        f"must be rows of numbers from 0 to 1 (a grey image, at most {MAX_SIDE}x{MAX_SIDE}: white digit on black, "
+        "as in MNIST), or a list of 3 such channels (an RGB image)"
+    )
+    if not isinstance(value, list) or not value:
         raise ConfigError(name, rule)
-    for row in value:
-        if not isinstance(row, list) or len(row) != SIDE:
+    planes = value if isinstance(value[0], list) and value[0] and isinstance(value[0][0], list) else [value]
+    if len(planes) not in (1, 3):
+        raise ConfigError(name, rule)
+    height = len(planes[0])
+    width = len(planes[0][0]) if height and isinstance(planes[0][0], list) else 0
+    if not 1 <= height <= MAX_SIDE or not 1 <= width <= MAX_SIDE:
+        raise ConfigError(name, rule)
+    for plane in planes:
+        if not isinstance(plane, list) or len(plane) != height:
             raise ConfigError(name, rule)
-        for v in row:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1 or math.isnan(v):
+        for row in plane:
+            if not isinstance(row, list) or len(row) != width:
                 raise ConfigError(name, rule)
-    return torch.tensor(value, dtype=torch.float32)
+            for v in row:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1 or math.isnan(v):
+                    raise ConfigError(name, rule)
+    return torch.tensor(planes, dtype=torch.float32)
 
 
 def parse_images(value):
-    """Untrusted JSON list of images -> float tensor (N, 28, 28) in [0, 1], 1 <= N <= MAX_IMAGES."""
+    """Untrusted JSON list of images -> float tensor (N, C, H, W) in [0, 1], 1 <= N <= MAX_IMAGES."""
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_IMAGES:
-        raise ConfigError("images", f"must be a list of 1 to {MAX_IMAGES} images of 28 rows of 28 numbers from 0 to 1")
-    return torch.stack([parse_image(image, f"images[{i}]") for i, image in enumerate(value)])
+        raise ConfigError("images", f"must be a list of 1 to {MAX_IMAGES} images of the same size")
+    images = [parse_image(image, f"images[{i}]") for i, image in enumerate(value)]
+    if any(image.shape != images[0].shape for image in images):
+        raise ConfigError("images", "must all have the same channels, height and width")
+    return torch.stack(images)
+
+
+def parse_file(value, shape, name="file"):
+    """Untrusted base64 of a PNG or JPEG file -> float (C, H, W) in [0, 1] at the dataset's shape (squeezed
+    to it as the datasets are, grey or RGB), or ConfigError naming the field."""
+    import base64
+    import binascii
+
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2.functional import resize
+
+    if not isinstance(value, str) or not value:
+        raise ConfigError(name, "must be the base64 of a PNG or JPEG file")
+    if len(value) > MAX_FILE_BYTES * 4 // 3 + 4:
+        raise ConfigError(name, f"is over {MAX_FILE_BYTES // (1024 * 1024)} MB; send a smaller image")
+    try:
+        raw = base64.b64decode(value.split(",", 1)[-1] if value.startswith("data:") else value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(name, "is not base64; send the file's bytes as base64") from None
+    if not raw:
+        raise ConfigError(name, "is an empty file; send a PNG or JPEG image")
+    if not (raw.startswith(b"\x89PNG\r\n\x1a\n") or raw.startswith(b"\xff\xd8")):
+        raise ConfigError(name, "is not a PNG or JPEG image")
+    mode = ImageReadMode.GRAY if shape[0] == 1 else ImageReadMode.RGB
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = decode_image(torch.frombuffer(bytearray(raw), dtype=torch.uint8), mode=mode)
+    except (RuntimeError, ValueError):
+        raise ConfigError(name, "could not be decoded: the image is truncated or damaged") from None
+    if image.shape[1] < 1 or image.shape[2] < 1:
+        raise ConfigError(name, "has no pixels")
+    if tuple(image.shape[1:]) != tuple(shape[1:]):
+        image = resize(image, list(shape[1:]), antialias=True)
+    return image.float().div_(255)
+
+
+def checkpoint(path):
+    """-> (state dict, meta) from a weight file, loaded with weights_only=True (no pickled code). Files
+    written before datasets had shapes hold a bare state dict of a MNIST-shaped model: meta is None."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(saved, dict) and "state_dict" in saved:
+        return saved["state_dict"], saved["meta"]
+    return saved, None
+
+
+def meta_of(cfg, meta):
+    """A checkpoint's meta, or that of the dataset an old file's run was trained on."""
+    if meta is not None:
+        return meta
+    from .datasets import BUILTIN
+
+    norm = data.norm_of(cfg.dataset)
+    classes = list(BUILTIN[cfg.dataset].classes)
+    return {"dataset": cfg.dataset, "classes": classes, "shape": [1, 28, 28], **norm.to_dict()}
+
+
+def load_model(cfg, path):
+    """-> (model in eval mode on the CPU, meta, Norm) rebuilt from a run's weight file."""
+    state, meta = checkpoint(path)
+    meta = meta_of(cfg, meta)
+    model = build_model(cfg, meta["shape"], len(meta["classes"]))
+    model.load_state_dict(state)
+    return model.eval(), meta, data.Norm(meta["mean"], meta["std"])
 
 
 class Predictor:
@@ -90,9 +196,9 @@ class Predictor:
 
     def __init__(self, size=CACHED_MODELS):
         self.size = size
-        self.cache = OrderedDict()  # run_id -> (mtime_ns, model), least recently used first
+        self.cache = OrderedDict()  # run_id -> (mtime_ns, model, meta, norm), least recently used first
 
-    def model(self, run, path):
+    def entry(self, run, path):
         try:
             stamp = path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -100,16 +206,24 @@ class Predictor:
         cached = self.cache.get(run.id)
         if cached and cached[0] == stamp:
             self.cache.move_to_end(run.id)
-            return cached[1]
-        model = build_model(run.config)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        model.eval()
-        self.cache[run.id] = (stamp, model)
+            return cached
+        self.cache[run.id] = (stamp, *load_model(run.config, path))
         self.cache.move_to_end(run.id)
         if len(self.cache) > self.size:  # a 6x256 k=7 model holds ~64 MB
             self.cache.popitem(last=False)
-        return model
+        return self.cache[run.id]
+
+    def model(self, run, path):
+        return self.entry(run, path)[1]
+
+    def meta(self, run, path):
+        return self.entry(run, path)[2]
 
     def probabilities(self, run, path, images):
-        """images float (B, 28, 28) in [0, 1] -> probabilities (B, 10)."""
-        return probabilities(self.model(run, path), images.mul(255), run.config.dataset)
+        """images float (B, C, H, W) in [0, 1], the run's shape -> probabilities (B, classes)."""
+        _, model, meta, norm = self.entry(run, path)
+        if list(images.shape[1:]) != list(meta["shape"]):
+            c, h, w = meta["shape"]
+            kind = "grey" if c == 1 else "RGB"
+            raise ConfigError("images", f"must be {kind} {h}x{w} images for run {run.id} ({meta['dataset']})")
+        return probabilities(model, images.mul(255), norm)

@@ -15,27 +15,39 @@ from contextlib import suppress
 import torch
 
 from . import events
-from .models import conv_layers, param_count
+from .models import learnable_layers
 
 GRADIENT_EVERY = 50  # batches between two gradient-flow samples
 
 
 def standard(emit=None, weights_path=None, snapshot_seconds=2.0, batch_hz=20.0):
     """What a run uses, in the order they are called at each point: gradients go out before the batch
-    event of the same step; an epoch's snapshot is on disk, and memory read, before its epoch event."""
+    event of the same step; an epoch's snapshot is on disk, and memory read, before its epoch event.
+    With a weights path, the best validation epoch is kept beside it as best.pt."""
     emit = emit or (lambda name, payload: None)
     memory = Memory()
-    snapshots = [Snapshots(weights_path, snapshot_seconds)] if weights_path else []
+    snapshots = []
+    if weights_path:
+        best = os.path.join(os.path.dirname(os.fspath(weights_path)), BEST_FILE)
+        snapshots = [Snapshots(weights_path, snapshot_seconds), BestCheckpoint(best)]
     return [memory, Gradients(emit), BatchEvents(emit, batch_hz), *snapshots, RunEvents(emit, memory)]
 
 
-def save_weights(model, path):
-    """Write atomically: a reader sees the old file or the new one, never half of one. A write cut short
-    (an exception, or SIGTERM turned into SystemExit by the worker) removes its temporary file."""
+BEST_FILE = "best.pt"
+
+
+def save_weights(model, path, meta=None):
+    """Write {"state_dict", "meta"} atomically: a reader sees the old file or the new one, never half of
+    one. meta names the dataset, class names, shape and normalisation, so the file alone rebuilds and feeds
+    the model. A write cut short (an exception, or SIGTERM turned into SystemExit) removes its temporary file."""
     state = {k: v.detach().to("cpu", memory_format=torch.contiguous_format) for k, v in model.state_dict().items()}
+    save_state(state, path, meta)
+
+
+def save_state(state, path, meta):
     tmp = f"{path}.tmp{os.getpid()}"
     try:
-        torch.save(state, tmp)
+        torch.save({"state_dict": state, "meta": meta}, tmp)
         os.replace(tmp, path)
     finally:
         with suppress(FileNotFoundError):  # gone already when the replace succeeded
@@ -52,7 +64,7 @@ def peak_memory_bytes(device):
 
 def gradient_flow(model):
     """Mean and max |grad| of each learnable layer's weights, as tensors (no sync)."""
-    layers = [*conv_layers(model), ("fc", model[-1])]
+    layers = [(name, m) for name, m in learnable_layers(model) if m.weight.grad is not None]
     grads = [module.weight.grad.detach().abs() for _, module in layers]
     return [name for name, _ in layers], torch.stack([g.mean() for g in grads]), torch.stack([g.max() for g in grads])
 
@@ -89,9 +101,24 @@ class Snapshots:
     def on_epoch_end(self, t):
         self.save(t)
 
+    def on_train_end(self, t):
+        if t.best_epoch is not None and not t.stopped:
+            self.save(t)  # the trainer restored the best epoch: the run's weights are the chosen ones
+
     def save(self, t):
-        save_weights(t.model, self.path)
+        save_weights(t.model, self.path, t.dataset.meta())
         self.last = time.perf_counter()
+
+
+class BestCheckpoint:
+    """With a validation share: the weights of the epoch with the best validation score, as best.pt."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_epoch_end(self, t):
+        if t.improved:
+            save_state(t.best_state, self.path, {**t.dataset.meta(), "epoch": t.epoch})
 
 
 class Gradients:
@@ -147,6 +174,7 @@ class BatchEvents:
             # over the epoch so far: a window can be one short last batch
             "samples_per_s": t.epoch_samples / max(seconds, 1e-9),
             "train_seconds": t.train_seconds + seconds,
+            "lr": t.lr,
         }
         self.emit(events.BATCH, payload)
         self.loss.zero_()
@@ -165,9 +193,13 @@ class RunEvents:
         payload = {
             "device": t.device.type,
             "precision": "bf16" if t.bf16 else "fp32",
-            "params": param_count(t.cfg),
+            "params": sum(p.numel() for p in t.model.parameters()),
             "train_samples": len(t.images),
+            "validation_samples": len(t.val_images),
             "test_samples": len(t.test_images),
+            "dataset": t.dataset.name,
+            "classes": t.dataset.classes,
+            "shape": t.dataset.shape,
             "steps_per_epoch": t.steps,
             "epochs": t.cfg.epochs,
             "threads": torch.get_num_threads(),
@@ -181,6 +213,10 @@ class RunEvents:
             "train_acc": t.train_acc,
             "test_loss": t.test_loss,
             "test_acc": t.test_acc,
+            "val_loss": t.val_loss,
+            "val_acc": t.val_acc,
+            "best_epoch": t.best_epoch,
+            "lr": t.lr,
             "seconds": t.epoch_seconds,
             "eval_seconds": t.eval_seconds,
             "samples_seen": t.samples_seen,
@@ -192,7 +228,9 @@ class RunEvents:
         if t.stopped:
             return
         payload = {
-            "epochs": t.cfg.epochs,
+            "epochs": t.epoch,
+            "best_epoch": t.best_epoch,
+            "early_stopped": t.early_stopped,
             "samples_seen": t.samples_seen,
             "train_seconds": t.train_seconds,
             "peak_memory_bytes": self.memory.grown(t.device),

@@ -31,6 +31,7 @@ class Busy(RuntimeError):
 class RunManager:
     def __init__(self, data_dir, runs_dir, device="auto", listener=None, cores=None, analyse=True):
         self.data_dir, self.runs_dir, self.device = str(data_dir), Path(runs_dir), device
+        self.cache_dir = self.runs_dir / "cache"  # decoded datasets: in the runs folder, never the data folder
         self.listener = listener or (lambda name, payload: None)
         self.cores = cores or os.cpu_count() or 1
         self.analyse = analyse  # the command line has no use for analyses
@@ -122,6 +123,7 @@ class RunManager:
             "device": self.device,
             "threads": threads,
             "weights_path": str(self.weights_path(run.id)),
+            "cache_dir": str(self.cache_dir),
         }
         # under the lock: a stop that came first wins, and one that comes later finds run.reader set
         with self.lock:
@@ -215,6 +217,7 @@ class RunManager:
             "precision": info.get("precision", "fp32"),
             "threads": self.cores,
             "weights_path": str(self.weights_path(run.id)),
+            "cache_dir": str(self.cache_dir),
             "out_path": str(self.analysis_path(run.id)),
             "info": info,
         }

@@ -10,9 +10,12 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from . import data, infer
+from . import data, datasets, infer
+from .augment import augment
 from .models import build_model
+from .schedules import make_scheduler
 
 EVAL_BATCH = 1000
 # where callbacks run, in this order: once, then per epoch (per batch within it), then once
@@ -47,22 +50,39 @@ def use_bf16(precision, device):
 
 
 def make_optimizer(cfg, params):
+    """Weight decay is decoupled from the gradient for every optimizer (AdamW's rule; with 0 it is Adam)."""
     params = list(params)
+    wd = cfg.weight_decay
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=wd)
     if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr)
+        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=wd)
     # the fused kernel updates every tensor in one pass instead of a loop of small ops
     fused = params[0].device.type in ("cpu", "cuda")
-    return torch.optim.Adam(params, lr=cfg.lr, fused=fused)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=wd, fused=fused)
 
 
-def evaluate(model, images, labels, dataset, autocast):
+def split_validation(images, labels, share, seed):
+    """-> (train images, train labels, validation images, validation labels): a seeded share of the
+    training set held out; the test set is never touched."""
+    n_val = round(len(images) * share)
+    if not n_val:
+        return images, labels, images[:0], labels[:0]
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    keep, held = order[n_val:].sort().values, order[:n_val].sort().values
+    return images[keep], labels[keep], images[held], labels[held]
+
+
+def has_batchnorm(model):
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def evaluate(model, images, labels, norm, autocast):
     """-> (mean loss, accuracy) over the whole set."""
     model.eval()
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), device=images.device, dtype=torch.long)
-    for start, out in infer.logits(model, images, dataset, autocast, EVAL_BATCH):
+    for start, out in infer.logits(model, images, norm, autocast, EVAL_BATCH):
         y = labels[start : start + len(out)]
         loss_sum += F.cross_entropy(out, y, reduction="sum")
         correct += (out.argmax(1) == y).sum()
@@ -73,21 +93,30 @@ class Trainer:
     """Trains one model from a RunConfig. Callbacks get the trainer and read its state: cfg, device, model,
     optimizer, epoch, step, steps (per epoch), samples_seen, train_seconds (before this epoch), epoch_start
     and paused (side jobs' seconds this epoch, kept out of the throughput), now (the batch's end), the
-    batch's batch_loss (summed), batch_correct (tensors) and batch_n, and after an epoch train_loss,
-    train_acc, epoch_seconds, test_loss, test_acc, eval_seconds.
+    batch's batch_loss (summed), batch_correct (tensors) and batch_n, lr (the rate of the step just taken),
+    and after an epoch train_loss, train_acc, epoch_seconds, test_loss, test_acc, eval_seconds, val_loss and
+    val_acc (None without a validation share), best_epoch and improved; early_stopped at the end. The data:
+    dataset (cnn.datasets.Loaded), norm, images/labels (training), val_images, test_images.
+
+    With a validation share, the epoch with the best validation accuracy is the run's model: its weights
+    are restored at the end (and kept as the best checkpoint by a plug-in). The test set only measures.
 
     Side jobs plug in from outside: `plugins` are objects with on_<point>(trainer) methods, called in
     the order given (a run's worker passes plugins.standard(emit, weights_path): its events, weight
     snapshots and memory readings). With none, the trainer just trains."""
 
-    def __init__(self, cfg, data_dir, device="auto", plugins=(), should_stop=None):
-        self.cfg, self.data_dir = cfg, data_dir
+    def __init__(self, cfg, data_dir, device="auto", plugins=(), should_stop=None, cache_dir=None):
+        self.cfg, self.data_dir, self.cache_dir = cfg, data_dir, cache_dir
         self.device = pick_device(device)
         self.should_stop = should_stop or (lambda: False)
         self.bf16 = use_bf16(cfg.precision, self.device)
         self.epoch = self.step = self.steps = self.samples_seen = 0
         self.train_seconds = self.paused = 0.0
-        self.stopped = False
+        self.stopped = self.early_stopped = self.improved = False
+        self.best_epoch, self.best_score, self.best_state = None, None, None
+        self.val_loss = self.val_acc = None
+        self.scheduler, self.drop_single = None, False
+        self.lr = cfg.lr
         self.callbacks = {point: [] for point in POINTS}
         for plugin in plugins:
             self.plug(plugin)
@@ -115,17 +144,26 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        images, labels = data.load(cfg.dataset, self.data_dir, train=True)
+        self.dataset = found = datasets.open_dataset(cfg.dataset, self.data_dir, self.cache_dir)
+        self.norm = found.norm
+        images, labels = found.train_images, found.train_labels
         if cfg.train_samples:
             images, labels = images[: cfg.train_samples], labels[: cfg.train_samples]
-        test_images, test_labels = data.load(cfg.dataset, self.data_dir, train=False)
+        images, labels, val_images, val_labels = split_validation(images, labels, cfg.validation, cfg.seed)
+        if not len(images):
+            raise ValueError("The training set is empty after the validation share; lower validation")
         self.images, self.labels = images.to(dev), labels.to(dev)
-        self.test_images, self.test_labels = test_images.to(dev), test_labels.to(dev)
-        model = build_model(cfg).to(dev)
+        self.val_images, self.val_labels = val_images.to(dev), val_labels.to(dev)
+        self.test_images, self.test_labels = found.test_images.to(dev), found.test_labels.to(dev)
+        model = build_model(cfg, found.shape, len(found.classes)).to(dev)
         self.model = model.to(memory_format=torch.channels_last) if dev.type == "cpu" else model
         self.optimizer = make_optimizer(cfg, self.model.parameters())
         self.shuffle = torch.Generator().manual_seed(cfg.seed)
-        self.steps = -(-len(self.images) // cfg.batch_size)
+        self.augment_rng = torch.Generator(dev).manual_seed(cfg.seed + 1)
+        # batch norm cannot train on a batch of one image: a last batch of one is skipped
+        self.drop_single = has_batchnorm(self.model) and len(self.images) % cfg.batch_size == 1
+        self.steps = -(-len(self.images) // cfg.batch_size) - self.drop_single
+        self.scheduler = make_scheduler(cfg, self.optimizer, self.steps)
 
     def run(self):
         self.setup()
@@ -135,13 +173,30 @@ class Trainer:
             if self.stopped:
                 break
             started = time.perf_counter()
-            self.test_loss, self.test_acc = evaluate(
-                self.model, self.test_images, self.test_labels, self.cfg.dataset, self.autocast
-            )
+            self.measure()
             self.eval_seconds = time.perf_counter() - started
             self.fire("on_epoch_end")
+            patience = self.cfg.patience
+            if patience and self.epoch - self.best_epoch >= patience and self.epoch < self.cfg.epochs:
+                self.early_stopped = True
+                break
+        if self.best_state is not None and not self.stopped:
+            self.model.load_state_dict(self.best_state)  # the chosen epoch is the run's model
         self.fire("on_train_end")
         return self.model
+
+    def measure(self):
+        """Test every epoch (reported, never used to choose); with a validation share, keep the best epoch."""
+        model, norm, autocast = self.model, self.norm, self.autocast
+        self.test_loss, self.test_acc = evaluate(model, self.test_images, self.test_labels, norm, autocast)
+        self.improved = False
+        if not len(self.val_images):
+            return
+        self.val_loss, self.val_acc = evaluate(model, self.val_images, self.val_labels, norm, autocast)
+        score = (self.val_acc, -self.val_loss)  # accuracy first; the loss breaks a tie
+        if self.best_score is None or score > self.best_score:
+            self.best_score, self.best_epoch, self.improved = score, self.epoch, True
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def train_epoch(self, epoch):
         """One pass over self.images in self.steps batches; sets train_loss, train_acc, epoch_seconds."""
@@ -153,18 +208,26 @@ class Trainer:
         self.epoch_samples, self.paused = 0, 0.0
         self.epoch_start = time.perf_counter()
         self.fire("on_epoch_start")
+        crop, flip = cfg.augment.crop, cfg.augment.flip
         for step, (xb, y) in enumerate(data.batches(self.images, self.labels, cfg.batch_size, self.shuffle), 1):
             if self.should_stop():
                 self.stopped = True
                 break
+            if step > self.steps:  # the skipped last batch of one image
+                break
             self.step = step
+            if crop or flip:
+                xb = augment(xb, crop, flip, self.augment_rng)
             with self.autocast():
-                out = model(infer.prepare(xb, cfg.dataset)).float()
+                out = model(infer.prepare(xb, self.norm)).float()
             loss = F.cross_entropy(out, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.fire("on_after_backward")
             optimizer.step()
+            if self.scheduler is not None:
+                self.lr = optimizer.param_groups[0]["lr"]  # the rate this step used
+                self.scheduler.step()
             n = self.batch_n = len(y)
             self.batch_correct = (out.detach().argmax(1) == y).sum()
             self.batch_loss = loss.detach() * n

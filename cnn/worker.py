@@ -63,7 +63,8 @@ def main(argv):
     torch.set_num_threads(max(1, int(spec.get("threads", 1))))
     try:
         cfg = validate(spec["config"])
-        Trainer(cfg, spec["data_dir"], spec.get("device", "auto"), standard(emit, spec.get("weights_path"))).run()
+        plugins = standard(emit, spec.get("weights_path"))
+        Trainer(cfg, spec["data_dir"], spec.get("device", "auto"), plugins, cache_dir=spec.get("cache_dir")).run()
     except Exception as exc:  # report every failure as a fact; the server decides what to show
         traceback.print_exc()  # the full story goes to the run's log, a sentence to the user
         emit(events.RUN_FAILED, {"error": str(exc) or type(exc).__name__})

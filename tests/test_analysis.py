@@ -5,6 +5,7 @@ import torch
 from conftest import QUICK
 from test_server import Listener, read_test_digits
 
+from cnn import data
 from cnn.analysis import calibration, confusion_matrix, count_macs, per_class_scores
 from cnn.config import validate
 from cnn.infer import activations
@@ -47,7 +48,7 @@ def test_calibration_error_of_an_overconfident_model():
 
 def test_activations_have_the_shapes_the_architecture_implies():
     model = build_model(validate({"channels": [4, 6, 8, 5]}))
-    shapes = [(name, tuple(m.shape)) for name, m in activations(model, torch.zeros(1, 28, 28), "mnist")]
+    shapes = [(name, tuple(m.shape)) for name, m in activations(model, torch.zeros(1, 1, 28, 28), data.norm_of("mnist"))]
     assert shapes == [("conv1", (4, 28, 28)), ("conv2", (6, 14, 14)), ("conv3", (8, 7, 7)), ("conv4", (5, 7, 7))]
 
 
@@ -82,7 +83,7 @@ def test_only_one_got_it_right_and_confusion_cells_show_images(server, pair):
     assert answer["count_only_a"] + answer["count_only_b"] > 0
     for item in answer["only_a"]:
         assert item["pred_a"] == item["label"] != item["pred_b"]
-        assert len(item["image"]) == 28
+        assert len(item["image"]) == 1 and len(item["image"][0]) == 28  # (channels, height, width)
     cell = server.get(f"/api/runs/{a}/confusion?true=3&pred=3").json()
     result = server.get(f"/api/runs/{a}/analysis").json()
     assert cell["count"] == result["confusion"][3][3] and len(cell["images"]) == min(24, cell["count"])

@@ -1,6 +1,6 @@
 import pytest
 
-from cnn import data
+from cnn import data, datasets
 from cnn.config import DATASETS, ConfigError, validate
 
 
@@ -34,4 +34,4 @@ def test_bad_values_name_their_field(field, value):
 
 
 def test_the_config_offers_exactly_the_data_sets_the_engine_loads():
-    assert set(DATASETS) == set(data.SOURCES)
+    assert set(DATASETS) == set(datasets.BUILTIN)

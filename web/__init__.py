@@ -25,7 +25,7 @@ def create_app(test_config=None):
         DATA_DIR=os.environ.get("CNN_DATA_DIR", "data"),
         RUNS_DIR="runs",
         DEVICE="auto",
-        MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # a 28x28 drawing is a few KiB
+        MAX_CONTENT_LENGTH=8 * 1024 * 1024,  # room for a 5 MB image file as base64
         LOCAL_ONLY=True,  # server.py sets it from --host
     )
     if test_config:
@@ -92,5 +92,5 @@ def _sentence(exc):
     if exc.code == 405:
         return f"{request.method} is not allowed on {request.path}."
     if exc.code == 413:
-        return "body: too large; a request body may be at most 2 MiB."
+        return "body: too large; a request body may be at most 8 MiB (an image file at most 5 MB)."
     return exc.description

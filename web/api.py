@@ -2,12 +2,14 @@
 
 import re
 
+import torch
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from cnn import data, datasets, events
-from cnn.config import DATASETS, ConfigError, defaults_for, schema, validate
-from cnn.infer import parse_image, parse_images
-from cnn.models import mac_count, param_count
+from cnn import datasets, events, models
+from cnn.augment import augment
+from cnn.config import ConfigError, defaults_for, schema, validate
+from cnn.infer import parse_file, parse_image, parse_images
+from cnn.schedules import planned_rates
 
 bp = Blueprint("api", __name__)
 MAX_PREDICT_RUNS = 8
@@ -26,13 +28,18 @@ def body():
 
 
 def model_configs(data):
-    models = data.get("models")
-    if not isinstance(models, list) or not 1 <= len(models) <= 2:
+    """Each model config validated and its network measured on its dataset: an impossible stack is refused
+    here, before a worker starts."""
+    given = data.get("models")
+    if not isinstance(given, list) or not 1 <= len(given) <= 2:
         raise ConfigError("models", "must be a list of one or two model configs")
     configs = []
-    for i, raw in enumerate(models):
+    for i, raw in enumerate(given):
         try:
-            configs.append(validate(raw, defaults_for(i)))
+            cfg = validate(raw, defaults_for(i))
+            info = dataset_info(cfg.dataset)
+            models.describe(cfg, info.shape, len(info.classes))
+            configs.append(cfg)
         except ConfigError as exc:
             errors = {f"models[{i}].{name}": rule for name, rule in exc.errors.items()}
             raise ConfigError(f"models[{i}].{exc.field}", exc.errors[exc.field], errors) from None
@@ -94,17 +101,41 @@ def check_model():
     if slot not in ("a", "b"):
         raise ConfigError("slot", "must be a or b (whose defaults fill the fields not sent)")
     cfg = validate(data.get("config"), defaults_for("ab".index(slot)))
-    return jsonify(config=cfg.to_dict(), params=param_count(cfg), macs=mac_count(cfg))
+    info = dataset_info(cfg.dataset)
+    rows = models.describe(cfg, info.shape, len(info.classes))
+    return jsonify(
+        config=cfg.to_dict(),
+        params=sum(r["params"] for r in rows),
+        macs=sum(r["macs"] for r in rows),
+        layers=rows,
+        input_shape=info.shape,
+        classes=info.classes,
+        lr_plan=planned_rates(cfg),
+    )
+
+
+def dataset_info(name):
+    """A dataset's Info, or a 400 naming `dataset` when it is not on disk as a folder dataset must be."""
+    try:
+        return datasets.describe(name, current_app.config["DATA_DIR"])
+    except datasets.DataError as exc:
+        raise ConfigError("dataset", str(exc)) from None
 
 
 @bp.post("/api/predict")
 def predict():
-    """One image ("image") or up to 64 ("images"), classified by each run named in "runs"."""
+    """One image ("image"), up to 64 ("images") or an image file ("file", base64 of a PNG or JPEG, resized to
+    each run's dataset shape), classified by each run named in "runs"."""
     data = body()
-    if "images" in data and "image" in data:
-        raise ConfigError("images", "send either image (one) or images (a list), not both")
+    given = [k for k in ("image", "images", "file") if k in data]
+    if len(given) != 1:
+        raise ConfigError("image", "send exactly one of image (one), images (a list) or file (a PNG or JPEG)")
     batched = "images" in data
-    images = parse_images(data["images"]) if batched else parse_image(data.get("image"))[None]
+    images = None
+    if batched:
+        images = parse_images(data["images"])
+    elif "image" in data:
+        images = parse_image(data["image"])[None]
     ids = data.get("runs")
     if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_PREDICT_RUNS:
         raise ConfigError("runs", f"must be a list of 1 to {MAX_PREDICT_RUNS} run ids")
@@ -112,7 +143,9 @@ def predict():
     out = []
     for run_id in ids:
         run = manager.get(run_id)
-        probs = predictor.probabilities(run, manager.weights_path(run.id), images)
+        path = manager.weights_path(run.id)
+        shown = images if images is not None else parse_file(data["file"], predictor.meta(run, path)["shape"])[None]
+        probs = predictor.probabilities(run, path, shown)
         labels = probs.argmax(1).tolist()
         if batched:
             out.append({"run_id": run.id, "labels": labels, "probs": probs.tolist()})
@@ -123,16 +156,41 @@ def predict():
 
 @bp.get("/api/samples")
 def samples():
-    """The first `count` test images of a data set, for the page's prediction grid."""
-    name = request.args.get("dataset", "mnist")
-    if name not in DATASETS:
-        raise ConfigError("dataset", "must be one of " + ", ".join(DATASETS))
+    """The first `count` images of a dataset's test split (or train, with split=train), pixels in [0, 1] as
+    (count, channels, height, width), for the page's prediction grid and the dataset view."""
+    name = datasets.check_name(request.args.get("dataset", "mnist"))
     count = request.args.get("count", "16")
     if not re.fullmatch(r"\d{1,3}", count, re.ASCII) or not 1 <= int(count) <= MAX_SAMPLES:
         raise ConfigError("count", f"must be a whole number from 1 to {MAX_SAMPLES}")
-    images, labels = test_set(name)
+    split = request.args.get("split", "test")
+    if split not in ("test", "train"):
+        raise ConfigError("split", "must be test or train")
+    info = dataset_info(name)
+    images, labels = test_set(name) if split == "test" else train_set(name)
     picked = images[: int(count)].float().div(255)
-    return jsonify(images=picked.tolist(), labels=labels[: int(count)].tolist())
+    return jsonify(images=picked.tolist(), labels=labels[: int(count)].tolist(), classes=info.classes, shape=info.shape)
+
+
+@bp.post("/api/augment/preview")
+def augment_preview():
+    """The first `count` training images of a dataset, augmented as a run with `augment` would see them:
+    pixels in [0, 1] as (count, channels, height, width), beside the originals."""
+    data = body()
+    name = datasets.check_name(data.get("dataset", "mnist"))
+    cfg = validate({"dataset": name, "augment": data.get("augment", {}), "seed": data.get("seed", 0)})
+    count = data.get("count", 16)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SAMPLES:
+        raise ConfigError("count", f"must be a whole number from 1 to {MAX_SAMPLES}")
+    images, labels = train_set(name)
+    original = images[:count]
+    generator = torch.Generator().manual_seed(cfg.seed)
+    changed = augment(original, cfg.augment.crop, cfg.augment.flip, generator)
+    return jsonify(
+        original=original.float().div(255).tolist(),
+        augmented=changed.float().div(255).tolist(),
+        labels=labels[:count].tolist(),
+        classes=dataset_info(name).classes,
+    )
 
 
 @bp.get("/api/datasets")
@@ -142,7 +200,21 @@ def list_datasets():
 
 
 def test_set(name):
-    cache = current_app.extensions.setdefault("test_sets", {})
-    if name not in cache:
-        cache[name] = data.load(name, current_app.config["DATA_DIR"], train=False)
-    return cache[name]
+    """A dataset's test split, uint8 (N, C, H, W)."""
+    return split_of(name, train=False)
+
+
+def train_set(name):
+    return split_of(name, train=True)
+
+
+def split_of(name, train):
+    """Built-in splits are held in memory; a folder's is read from the decoded cache each time, whose key
+    follows the files, so a changed folder is seen at once."""
+    load = lambda: datasets.load(name, current_app.config["DATA_DIR"], train, runs().cache_dir)  # noqa: E731
+    if name not in datasets.BUILTIN:
+        return load()
+    cache = current_app.extensions.setdefault("splits", {})
+    if (name, train) not in cache:
+        cache[name, train] = load()
+    return cache[name, train]

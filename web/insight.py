@@ -49,10 +49,10 @@ def analysis(run_id):
     return jsonify({k: v for k, v in result.items() if k not in PER_IMAGE})
 
 
-def class_arg(name):
+def class_arg(name, classes=10):
     value = request.args.get(name, "")
-    if value not in tuple("0123456789"):
-        raise ConfigError(name, "must be a class from 0 to 9")
+    if not value.isdigit() or not value.isascii() or not int(value) < classes:
+        raise ConfigError(name, f"must be a class number from 0 to {classes - 1}")
     return int(value)
 
 
@@ -60,7 +60,9 @@ def class_arg(name):
 def confusion_cell(run_id):
     """Test images of true class `true` that the run predicted as `pred`."""
     run = runs().get(run_id)
-    result, true, pred = analysis_of(run), class_arg("true"), class_arg("pred")
+    result = analysis_of(run)
+    n = len(result.get("classes", range(10)))
+    true, pred = class_arg("true", n), class_arg("pred", n)
     _, labels = test_set(run.config.dataset)
     hits = [
         i
@@ -138,6 +140,9 @@ def layer_activations(run_id):
     image = infer.parse_image(body().get("image"))
     manager, predictor = runs(), current_app.extensions["predictor"]
     run = manager.get(run_id)
-    model = predictor.model(run, manager.weights_path(run.id))
-    maps = infer.activations(model, image.mul(255)[None], run.config.dataset)
+    _, model, meta, norm = predictor.entry(run, manager.weights_path(run.id))
+    if list(image.shape) != list(meta["shape"]):
+        c, h, w = meta["shape"]
+        raise ConfigError("image", f"must be a {'grey' if c == 1 else 'RGB'} {h}x{w} image for this run")
+    maps = infer.activations(model, image.mul(255)[None], norm)
     return jsonify(layers=[{"name": name, "shape": list(m.shape), "maps": m.tolist()} for name, m in maps])
