@@ -125,7 +125,7 @@ def test_sigterm_during_a_snapshot_leaves_no_temporary_file_and_the_old_weights(
     assert child.wait(timeout=30) == 128 + signal.SIGTERM  # a clean exit, not death by the signal
     child.stdout.close()
     assert not list(tmp_path.glob("weights.pt.tmp*"))
-    kept = torch.load(path, weights_only=True)
+    kept = torch.load(path, weights_only=True)["state_dict"]
     assert all(torch.equal(kept[k], v) for k, v in before.state_dict().items())
 
 
