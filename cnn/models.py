@@ -52,6 +52,7 @@ def walk(cfg, shape, classes, build):
     def add(kind, index, module, out_shape, params, macs, name=None):
         counts[kind] = counts.get(kind, 0) + 1
         row = {"name": name or f"{kind}{counts[kind]}", "type": kind, "output_shape": list(out_shape)}
+        index = index if cfg.layers is not None else None  # the classic rule's layers are not the user's list
         rows.append({**row, "params": params, "macs": macs, "index": index})
         if build:
             modules.append(module())
