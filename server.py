@@ -24,9 +24,14 @@ def main():
     parser.add_argument(
         "--data-dir",
         default=os.environ.get("CNN_DATA_DIR", "data"),
-        help="where MNIST / Fashion-MNIST live or are downloaded to (env CNN_DATA_DIR)",
+        help="where MNIST, Fashion-MNIST, CIFAR-10 and folders/<name> live or are downloaded to (env CNN_DATA_DIR)",
     )
     parser.add_argument("--runs-dir", default="runs", help="where run records and weights are kept")
+    parser.add_argument(
+        "--cache-dir",
+        default=os.environ.get("CNN_CACHE_DIR"),
+        help="where decoded datasets are cached (default <runs-dir>/cache; env CNN_CACHE_DIR)",
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -35,7 +40,8 @@ def main():
         parser.error("--device mps: Apple's Metal backend is not available here; try --device auto")
     torch.set_num_threads(1)  # the server only predicts; the cores belong to the workers
     local = args.host in ("127.0.0.1", "localhost", "::1")
-    app = create_app({"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "DEVICE": args.device, "LOCAL_ONLY": local})
+    settings = {"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "CACHE_DIR": args.cache_dir}
+    app = create_app({**settings, "DEVICE": args.device, "LOCAL_ONLY": local})
     atexit.register(app.extensions["runs"].stop_all)
     print(f"CNN Playground on http://{args.host}:{args.port}  (data: {os.path.abspath(args.data_dir)})", flush=True)
     if not data.on_disk(args.data_dir, "MNIST"):

@@ -56,11 +56,22 @@ def download_lock(data_dir, folder):
         yield
         return
     try:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+    except OSError:  # a folder we cannot write: torchvision will say
+        pass
+    with exclusive(Path(data_dir) / ".download.lock"):
+        yield
+
+
+@contextmanager
+def exclusive(lock_path):
+    """Holds an exclusive lock on lock_path (made if missing) for the block; where locks cannot be had
+    (no flock on Windows, a read-only folder) the block runs unlocked."""
+    try:
         import fcntl
 
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
-        handle = open(Path(data_dir) / ".download.lock", "a")
-    except (ImportError, OSError):  # no flock (Windows), or a folder we cannot write: torchvision will say
+        handle = open(lock_path, "a")
+    except (ImportError, OSError):
         yield
         return
     with handle:

@@ -372,15 +372,27 @@ def cached(cache_dir, root, label, key, train, build):
     tensors, read back with weights_only=True) and older files of the same label removed. mean/std are those
     of this split's images for the training split, None for the test split."""
     path = cache_dir / f"{label}-{fingerprint(key, root)}.pt"
-    if path.exists():
-        try:
-            saved = torch.load(path, weights_only=True)
-            return saved["images"], saved["labels"], saved["mean"], saved["std"]
-        except Exception:  # a torn or foreign file: decode again and overwrite it
-            pass
+    found = read_cache(path)
+    if found:
+        return found
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with data.exclusive(cache_dir / f"{label}.lock"):  # two workers starting at once: one decodes, the other waits
+        return read_cache(path) or build_cache(cache_dir, path, label, train, build)
+
+
+def read_cache(path):
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, weights_only=True)
+        return saved["images"], saved["labels"], saved["mean"], saved["std"]
+    except Exception:  # a torn or foreign file: decode again and overwrite it
+        return None
+
+
+def build_cache(cache_dir, path, label, train, build):
     images, labels = build()
     mean, std = channel_stats(images) if train else (None, None)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.part")
     torch.save({"images": images, "labels": labels, "mean": mean, "std": std}, partial)
     os.replace(partial, path)  # atomic: a reader never sees half a file

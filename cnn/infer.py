@@ -59,8 +59,7 @@ ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid)
 
 def activations(model, images, norm):
     """One image (1, C, H, W), pixels 0..255 -> [(name, map (C, H, W))]: each conv's output at its own
-    resolution, through the first activation after it (a pool in between is skipped: the classic model
-    pools before its ReLU, the same function); ResNet18's stem and each of its four stages."""
+    resolution, through the batch norm and activation that follow it; ResNet18's stem and its four stages."""
     x = prepare(images, norm, next(model.parameters()).device)
     maps = []
     with torch.no_grad():
@@ -71,22 +70,27 @@ def activations(model, images, norm):
                 x = getattr(model, stage)(x)
                 maps.append((stage, x[0]))
             return [(name, m.float().contiguous().cpu()) for name, m in maps]
-        names, pending = {id(m): n for n, m in conv_layers(model)}, None
-        for module in model:
-            if pending is not None and isinstance(module, (nn.Conv2d, nn.Flatten, nn.Linear)):
-                maps.append((pending[0], pending[1][0]))
-                pending = None
+        modules, names = list(model), {id(m): n for n, m in conv_layers(model)}
+        for i, module in enumerate(modules):
             x = module(x)
             if id(module) in names:
-                pending = (names[id(module)], x)
-            elif pending is not None and isinstance(module, nn.BatchNorm2d):
-                pending = (pending[0], module(pending[1]))
-            elif pending is not None and isinstance(module, ACTIVATIONS):
-                maps.append((pending[0], type(module)()(pending[1])[0]))
-                pending = None
-        if pending is not None:
-            maps.append((pending[0], pending[1][0]))
+                maps.append((names[id(module)], after_conv(x[:1].clone(), modules[i + 1 :])[0]))
     return [(name, m.float().contiguous().cpu()) for name, m in maps]
+
+
+def after_conv(y, rest):
+    """A conv's output (1, C, H, W) through the batch norm and the activation that follow it before the next
+    conv or linear. Pools and dropout in between are skipped: an activation after a max-pool, or after the
+    flatten (where the classic model moves its last ReLU), is the same function at the conv's resolution.
+    `y` is a copy, so an in-place activation changes nothing the model still uses."""
+    for module in rest:
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            break
+        if isinstance(module, nn.BatchNorm2d):
+            y = module(y)
+        elif isinstance(module, ACTIVATIONS):
+            return module(y)
+    return y
 
 
 def parse_image(value, name="image"):

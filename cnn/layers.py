@@ -20,9 +20,13 @@ class Layer(BaseModel):
     @classmethod
     def _no_bool(cls, data):
         # bool is an int in Python; true as a channel count is a mistake, not 1
-        if isinstance(data, dict) and any(isinstance(v, bool) for v in data.values()):
-            name = next(k for k, v in data.items() if isinstance(v, bool))
-            raise ValueError(f"{name} is true or false, not a number")
+        flags = (
+            [k for k, v in data.items() if isinstance(v, bool) and k in cls.model_fields]
+            if isinstance(data, dict)
+            else []
+        )
+        if flags:  # an unknown field is left to the "takes" rule
+            raise ValueError(f"{flags[0]} is true or false, not a number")
         return data
 
 

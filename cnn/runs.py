@@ -29,9 +29,10 @@ class Busy(RuntimeError):
 
 
 class RunManager:
-    def __init__(self, data_dir, runs_dir, device="auto", listener=None, cores=None, analyse=True):
+    def __init__(self, data_dir, runs_dir, device="auto", listener=None, cores=None, analyse=True, cache_dir=None):
         self.data_dir, self.runs_dir, self.device = str(data_dir), Path(runs_dir), device
-        self.cache_dir = self.runs_dir / "cache"  # decoded datasets: in the runs folder, never the data folder
+        # decoded datasets: in the runs folder unless named, never in the data folder
+        self.cache_dir = Path(cache_dir) if cache_dir else self.runs_dir / "cache"
         self.listener = listener or (lambda name, payload: None)
         self.cores = cores or os.cpu_count() or 1
         self.analyse = analyse  # the command line has no use for analyses

@@ -1,9 +1,12 @@
 """Shared fixtures: the real data folder, and a real server on 127.0.0.1 in its own process."""
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +16,11 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("CNN_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+# One cache of decoded datasets for every server of the session (each has its own runs folder): CIFAR-10's
+# 60,000 PNGs are decoded once, not once per server. Removed when the session ends.
+if "CNN_CACHE_DIR" not in os.environ:
+    os.environ["CNN_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnn-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["CNN_CACHE_DIR"], True)
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a downloaded browser
 CHROMIUM_ARGS = [
     "--no-sandbox",

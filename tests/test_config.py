@@ -1,6 +1,6 @@
 import pytest
 
-from cnn import data, datasets
+from cnn import datasets
 from cnn.config import DATASETS, ConfigError, validate
 
 

@@ -1,5 +1,7 @@
 """The engine alone: real MNIST, real short training, no server."""
 
+import math
+
 import pytest
 import torch
 
@@ -157,3 +159,80 @@ def test_a_stopped_trainer_sends_no_epoch_and_no_run_finished(data_dir):
     names = {n for n, _ in events}
     assert "run_started" in names and "epoch" not in names and "run_finished" not in names
     assert points.calls[-1] == ("on_train_end", 1, 3) and not [c for c in points.calls if c[0] == "on_epoch_end"]
+
+
+class Sabotage:
+    """From epoch 2 on, every weight is zeroed after each step, so every score drops; and the test set's
+    labels all become class 0, which a zeroed model (equal logits, argmax 0) gets right: were the test set to
+    choose the checkpoint, it would choose a sabotaged epoch."""
+
+    def on_train_start(self, t):
+        t.test_labels = torch.zeros_like(t.test_labels)
+
+    def on_batch_end(self, t):
+        if t.epoch >= 2:
+            with torch.no_grad():
+                for p in t.model.parameters():
+                    p.zero_()
+
+
+def test_validation_picks_the_best_epoch_and_early_stopping_ends_the_run(data_dir, tmp_path):
+    events = []
+    cfg = validate({"train_samples": 2000, "epochs": 5, "validation": 0.25, "patience": 2, "lr": 1e-3})
+    plugins = [*standard(lambda name, p: events.append((name, p)), str(tmp_path / "weights.pt")), Sabotage()]
+    trainer = Trainer(cfg, data_dir, "cpu", plugins)
+    model = trainer.run()
+    started, epochs, (finished,) = of(events, "run_started")[0], of(events, "epoch"), of(events, "run_finished")
+    assert (started["train_samples"], started["validation_samples"]) == (1500, 500)
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]  # epochs 2 and 3 were no better: patience 2 ended it
+    assert finished["early_stopped"] and finished["epochs"] == 3 and finished["best_epoch"] == 1
+    assert all(e["best_epoch"] == 1 for e in epochs)
+    assert epochs[0]["val_acc"] > 0.5 > max(e["val_acc"] for e in epochs[1:])
+    assert epochs[0]["test_acc"] < min(e["test_acc"] for e in epochs[1:])  # the test set would have chosen wrong
+    # the run's weights are the chosen epoch's, on disk as weights.pt and best.pt
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    final = torch.load(tmp_path / "weights.pt", weights_only=True)
+    assert best["meta"]["epoch"] == 1
+    for key, value in model.state_dict().items():
+        assert torch.equal(best["state_dict"][key], value) and torch.equal(final["state_dict"][key], value)
+    # measured again, the kept model gives epoch 1's validation accuracy
+    from cnn.train import evaluate
+
+    _, acc = evaluate(model, trainer.val_images, trainer.val_labels, trainer.norm, trainer.autocast)
+    assert acc == pytest.approx(epochs[0]["val_acc"])
+
+
+def test_without_validation_nothing_is_held_out_and_the_last_epoch_is_kept(run):
+    started, (finished,) = of(run, "run_started")[0], of(run, "run_finished")
+    assert started["validation_samples"] == 0 and started["train_samples"] == 2048
+    assert finished["best_epoch"] is None and not finished["early_stopped"]
+    assert all(e["val_acc"] is None for e in of(run, "epoch"))
+
+
+def test_schedules_move_the_rate_as_planned(data_dir):
+    from cnn.schedules import planned_rates
+
+    events = train(data_dir, None, schedule="cosine", epochs=2, train_samples=640, lr=0.01)
+    rates = [e["lr"] for e in of(events, "epoch")]  # the rate of each epoch's last step, 10 steps an epoch
+    plan = planned_rates(validate({"schedule": "cosine", "epochs": 2, "lr": 0.01}))
+    assert plan[0] == [0, 0.01] and plan[-1][0] == 2 and plan[-1][1] < 1e-6
+    assert rates[0] == pytest.approx(0.005 * (1 + math.cos(math.pi * 9 / 20)))
+    assert rates[1] < 1e-4  # cosine ends near zero
+    step = train(data_dir, None, schedule="step", epochs=3, train_samples=640, lr=0.01)
+    assert [e["lr"] for e in of(step, "epoch")] == pytest.approx([0.01, 0.001, 0.0001])
+
+
+def test_augmentation_crops_and_flips_whole_batches():
+    from cnn.augment import augment
+
+    images = torch.arange(2 * 3 * 4 * 4, dtype=torch.uint8).view(2, 3, 4, 4)
+    generator = torch.Generator().manual_seed(0)
+    seen = {augment(images, 2, True, generator)[0, 0].tolist().__repr__() for _ in range(200)}
+    assert len(seen) > 20  # many shifts and flips
+    for _ in range(50):
+        out = augment(images, 2, True, generator)
+        assert out.shape == images.shape and out.dtype == torch.uint8
+        for i in range(2):  # a window of the zero-padded image, maybe mirrored: its non-zero pixels are the image's
+            kept = out[i][out[i] > 0]
+            assert set(kept.tolist()) <= set(images[i].flatten().tolist())
+    assert torch.equal(augment(images, 0, False, generator), images)

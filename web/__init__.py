@@ -24,6 +24,7 @@ def create_app(test_config=None):
     app.config.from_mapping(
         DATA_DIR=os.environ.get("CNN_DATA_DIR", "data"),
         RUNS_DIR="runs",
+        CACHE_DIR=None,  # decoded datasets; None: <RUNS_DIR>/cache
         DEVICE="auto",
         MAX_CONTENT_LENGTH=8 * 1024 * 1024,  # room for a 5 MB image file as base64
         LOCAL_ONLY=True,  # server.py sets it from --host
@@ -37,6 +38,7 @@ def create_app(test_config=None):
         app.config["RUNS_DIR"],
         app.config["DEVICE"],
         listener=lambda name, payload: socketio.emit(name, payload),
+        cache_dir=app.config["CACHE_DIR"],
     )
     app.extensions["runs"].resume_analyses()
     app.extensions["predictor"] = Predictor()
