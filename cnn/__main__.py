@@ -12,12 +12,12 @@ import threading
 
 from tqdm import tqdm
 
-from . import events
+from . import datasets, events, models
 from .config import ConfigError, defaults_for, validate
 from .runs import RunManager
 
 
-def read_configs(paths):
+def read_configs(paths, data_dir):
     configs = []
     for i, path in enumerate(paths):
         try:
@@ -26,14 +26,17 @@ def read_configs(paths):
         except (OSError, ValueError) as exc:
             raise SystemExit(f"--config {path}: cannot read a JSON object ({exc})") from None
         try:
-            configs.append(validate(raw, defaults_for(i)))
-        except ConfigError as exc:
+            cfg = validate(raw, defaults_for(i))
+            info = datasets.describe(cfg.dataset, data_dir)
+            models.describe(cfg, info.shape, len(info.classes))  # an impossible stack is refused before training
+        except (ConfigError, datasets.DataError) as exc:
             raise SystemExit(f"--config {path}: {exc}") from None
+        configs.append(cfg)
     return configs
 
 
 def train(args):
-    configs = read_configs(args.config)
+    configs = read_configs(args.config, args.data_dir)
     bars, done = {}, threading.Event()
     out_lock = threading.Lock()
 
@@ -42,7 +45,7 @@ def train(args):
             print(json.dumps({"event": name, **payload}), flush=True)
             run_id = payload.get("run_id")  # runs_created names a group, not one run
             if name == events.RUN_STARTED:
-                label = "-".join(map(str, manager.runs[run_id].config.channels))
+                label = manager.runs[run_id].config.label()
                 total = payload["steps_per_epoch"] * payload["epochs"]
                 bars[run_id] = tqdm(total=total, desc=label, unit="batch", file=sys.stderr, position=len(bars))
             elif name == events.BATCH and run_id in bars:
@@ -55,7 +58,10 @@ def train(args):
                 done.set()
 
     with tempfile.TemporaryDirectory(prefix="cnn-runs-") as scratch:
-        manager = RunManager(args.data_dir, args.runs_dir or scratch, args.device, listener, analyse=False)
+        runs_dir = args.runs_dir or scratch
+        # a scratch runs folder must not hold the decoded datasets, or every invocation decodes them again
+        cache = args.cache_dir or (None if args.runs_dir else datasets.default_cache_dir())
+        manager = RunManager(args.data_dir, runs_dir, args.device, listener, analyse=False, cache_dir=cache)
         manager.runs.clear()  # only this invocation's runs count
         manager.start(configs, args.mode)
         interrupted = False
@@ -80,6 +86,11 @@ def main(argv=None):
     t.add_argument("--data-dir", default=os.environ.get("CNN_DATA_DIR", "data"))
     t.add_argument("--runs-dir", default=None, help="keep run records and weights here (default: a temp folder)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    t.add_argument(
+        "--cache-dir",
+        default=os.environ.get("CNN_CACHE_DIR"),
+        help="decoded datasets (default: <runs-dir>/cache, else ~/.cache/cnn-playground)",
+    )
     args = parser.parse_args(argv)
     if len(args.config) > 2:
         parser.error("--config: give one or two model configs")

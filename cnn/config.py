@@ -159,9 +159,13 @@ class RunConfig(BaseModel):
     def to_dict(self):
         return self.model_dump(exclude_none=False)
 
-    def architecture(self):
-        """ "model", "layers" or "channels": which of the three ways of naming a network this config uses."""
-        return "model" if self.model else "layers" if self.layers is not None else "channels"
+    def label(self):
+        """A short name for the network: resnet18, "6 layers" or 16-32-64."""
+        if self.model:
+            return self.model
+        if self.layers is not None:
+            return f"{len(self.layers)} layers"
+        return "-".join(map(str, self.channels))
 
 
 FIELDS = tuple(RunConfig.model_fields)
