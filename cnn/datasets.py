@@ -164,6 +164,7 @@ class Cifar10:
     <data_dir>/cifar-10-batches-py, else a torchvision download into the data folder."""
 
     name, shape = "cifar10", [3, 32, 32]
+    listed = None  # ((root, class folders' mtimes), files) of the last listing
 
     def class_names(self, data_dir):
         return CIFAR10
@@ -183,6 +184,15 @@ class Cifar10:
         root = data_dir / "CIFAR10"
         if not all((root / split).is_dir() for split in ("train", "test")):
             return None
+        # 60,000 files take a second to list: kept while no class folder changed (a file added, removed
+        # or renamed changes its folder's mtime; a file rewritten in place still changes the cache's key)
+        stamp = tuple(e.stat().st_mtime_ns for split in ("train", "test") for e in os.scandir(root / split))
+        if self.listed and self.listed[0] == (root, stamp):
+            return self.listed[1]
+        self.listed = ((root, stamp), self.scan(root))
+        return self.listed[1]
+
+    def scan(self, root):
         splits = [image_files(root / split) for split in ("train", "test")]
         if any(sorted(classes) != list(CIFAR10) for classes in splits):
             return None
