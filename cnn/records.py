@@ -16,9 +16,10 @@ ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")  # ids never name a path
 
 
 class Run:
-    def __init__(self, run_id, config, mode, group=None, slot=0):
+    def __init__(self, run_id, config, mode, group=None, slot=0, repeat=0, repeats=1):
         self.id, self.config, self.mode = run_id, config, mode
         self.group, self.slot = group or run_id, slot  # runs started together share a group; slot 0 is A
+        self.repeat, self.repeats = repeat, repeats  # which of the group's seeds of this slot, of how many
         self.status, self.error = events.QUEUED, None
         self.created = time.time()
         self.info = {}  # what the worker reported at run_started and run_finished
@@ -34,6 +35,9 @@ class Run:
             "mode": self.mode,
             "group": self.group,
             "slot": self.slot,
+            "seed": self.config.seed,
+            "repeat": self.repeat,
+            "repeats": self.repeats,
             "status": self.status,
             "error": self.error,
             "created": self.created,
@@ -86,6 +90,7 @@ class Records:
 
     def _restore(self, saved):
         run = Run(saved["id"], validate(saved["config"]), saved["mode"], saved["group"], saved["slot"])
+        run.repeat, run.repeats = int(saved.get("repeat", 0)), int(saved.get("repeats", 1))
         run.status, run.error = saved["status"], saved.get("error")
         run.created, run.info, run.metrics = float(saved["created"]), dict(saved["info"]), dict(saved["metrics"])
         if run.status not in events.ENDED:  # the server stopped while it trained; its worker died with it

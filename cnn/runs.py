@@ -18,6 +18,7 @@ from .events import ENDED
 from .records import ID_PATTERN, Records, Run
 
 MAX_ACTIVE = 4  # queued or running at once: two pairs; each worker holds the data set and torch (~0.9 GB)
+MAX_REPEATS = 10
 
 
 class UnknownRun(LookupError):
@@ -63,29 +64,47 @@ class RunManager:
         return [r for r in list(self.runs.values()) if r.status in events.ACTIVE]  # list(): one atomic copy
 
     # ---- actions -------------------------------------------------------
-    def start(self, configs, mode="parallel"):
+    def start(self, configs, mode="parallel", repeats=1):
+        """One run per config, or with repeats n, n runs per config with seeds s, s+1, ..., s+n-1 (s is the
+        config's seed), trained round by round: round r trains each config's r-th seed, together in
+        parallel mode. A group counts against MAX_ACTIVE with the runs it trains at once."""
         if mode not in ("parallel", "sequential"):
             raise ConfigError("mode", "must be parallel or sequential")
-        if len(self.active()) + len(configs) > MAX_ACTIVE:
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+            raise ConfigError("repeats", f"must be a whole number from 1 to {MAX_REPEATS}")
+        wanted = len(configs)
+        if self.training_soon() + wanted > MAX_ACTIVE:
             raise Busy(
-                f"{len(self.active())} runs are queued or training and at most {MAX_ACTIVE} may be at once; "
+                f"{self.training_soon()} runs are queued or training and at most {MAX_ACTIVE} may be at once; "
                 "stop some or wait for them to end."
             )
         runs, group = [], uuid.uuid4().hex[:12]
-        for slot, cfg in enumerate(configs):
-            run = Run(uuid.uuid4().hex[:12], cfg, mode, group, slot)
-            run.created += slot * 1e-6  # keeps the given order when sorting by time
-            self.records.create(run)
-            self.runs[run.id] = run
-            runs.append(run)
+        for r in range(repeats):
+            for slot, cfg in enumerate(configs):
+                seeded = cfg.model_copy(update={"seed": cfg.seed + r}) if r else cfg
+                run = Run(uuid.uuid4().hex[:12], seeded, mode, group, slot, repeat=r, repeats=repeats)
+                run.created += len(runs) * 1e-6  # keeps the given order when sorting by time
+                self.records.create(run)
+                self.runs[run.id] = run
+                runs.append(run)
         self.listener(events.RUNS_CREATED, {"group": group, "runs": [r.summary(metrics=False) for r in runs]})
-        if mode == "parallel":
+        rounds = [runs[i : i + wanted] for i in range(0, len(runs), wanted)]
+        if mode == "parallel" and repeats == 1:
             threads = max(1, self.cores // len(runs))  # one run alone takes every core, two take half each
             for run in runs:
                 self._launch(run, threads)
         else:
-            threading.Thread(target=self._one_after_another, args=(runs,), daemon=True).start()
+            threading.Thread(target=self._round_by_round, args=(rounds, mode), daemon=True).start()
         return runs
+
+    def training_soon(self):
+        """Runs training at once or about to: a group with repeats counts the runs of its current round."""
+        active = self.active()
+        counted = 0
+        for group in {r.group for r in active}:
+            runs = [r for r in active if r.group == group]
+            counted += min(len(runs), max(1, sum(1 for r in self.runs.values() if r.group == group and r.repeat == 0)))
+        return counted
 
     def stop(self, run_id):
         """Ends the run's worker; returns once the process is gone and what it wrote has been read. The run
@@ -111,11 +130,20 @@ class RunManager:
             self.stop(run.id)
 
     # ---- workers -------------------------------------------------------
-    def _one_after_another(self, runs):
-        for run in runs:
-            reader = self._launch(run, self.cores)
-            if reader:
-                reader.join()
+    def _round_by_round(self, rounds, mode):
+        for round_runs in rounds:
+            if mode == "parallel":
+                threads = max(1, self.cores // len(round_runs))
+                readers = [self._launch(run, threads) for run in round_runs]
+            else:
+                readers = []
+                for run in round_runs:
+                    reader = self._launch(run, self.cores)
+                    if reader:
+                        reader.join()
+            for reader in readers:
+                if reader:
+                    reader.join()
 
     def _launch(self, run, threads):
         spec = {

@@ -1,5 +1,6 @@
 """REST routes under /api. Every bad input answers 4xx with {"error": sentence}."""
 
+import json
 import re
 
 import torch
@@ -9,7 +10,9 @@ from cnn import datasets, events, models
 from cnn.augment import augment
 from cnn.config import ConfigError, defaults_for, schema, validate
 from cnn.infer import parse_file, parse_image, parse_images
+from cnn.runs import Busy, UnknownRun
 from cnn.schedules import planned_rates
+from cnn.verdict import verdict
 
 bp = Blueprint("api", __name__)
 MAX_PREDICT_RUNS = 8
@@ -64,12 +67,16 @@ def favicon():
 @bp.post("/api/runs")
 def start_runs():
     data = body()
-    unknown = sorted(set(data) - {"mode", "models"})
+    unknown = sorted(set(data) - {"mode", "models", "repeats"})
     if unknown:
-        raise ConfigError(unknown[0], "is not understood; send mode and models")
+        raise ConfigError(unknown[0], "is not understood; send mode, models and repeats")
     configs = model_configs(data)
-    started = runs().start(configs, data.get("mode", "parallel"))
-    return jsonify(runs=[{"id": r.id, "config": r.config.to_dict()} for r in started]), 202
+    started = runs().start(configs, data.get("mode", "parallel"), data.get("repeats", 1))
+    listed = [
+        {"id": r.id, "config": r.config.to_dict(), "seed": r.config.seed, "slot": r.slot, "group": r.group}
+        for r in started
+    ]
+    return jsonify(runs=listed), 202
 
 
 @bp.get("/api/runs")
@@ -85,6 +92,33 @@ def get_run(run_id):
 @bp.post("/api/runs/<run_id>/stop")
 def stop_run(run_id):
     return jsonify(runs().stop(run_id).summary(metrics=False))
+
+
+@bp.get("/api/groups/<group>/verdict")
+def group_verdict(group):
+    """Is the gap real? McNemar per seed pair and Welch's t over the seeds; 409 until every run has ended and
+    been analysed."""
+    members = [r for r in runs().newest_first() if r.group == group]
+    if not members:
+        raise UnknownRun(f"group: no group with id {group!r}; a run's group is in GET /api/runs")
+    waiting = [
+        r
+        for r in members
+        if r.status in events.ACTIVE or (r.status == events.FINISHED and r.analysis in (None, "pending"))
+    ]
+    if waiting:
+        raise Busy(
+            f"{len(waiting)} of the group's {len(members)} runs are still training or being analysed; "
+            "ask again when they end."
+        )
+    analyses = {}
+    for r in members:
+        if r.analysis == "ready":
+            analyses[r.id] = json.loads(runs().analysis_path(r.id).read_text())
+    dataset = members[0].config.dataset
+    _, labels = test_set(dataset)
+    summaries = [{"id": r.id, "slot": r.slot, "seed": r.config.seed, "status": r.status} for r in members]
+    return jsonify(verdict(summaries, analyses, labels.tolist()))
 
 
 @bp.get("/api/schema")
