@@ -33,6 +33,9 @@ def main():
         help="where decoded datasets are cached (default <runs-dir>/cache; env CNN_CACHE_DIR)",
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument(
+        "--no-autotune", action="store_true", help="train every network in its plain form, without timing its forms"
+    )
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: this machine has no CUDA GPU that torch can use; try --device auto")
@@ -41,7 +44,7 @@ def main():
     torch.set_num_threads(1)  # the server only predicts; the cores belong to the workers
     local = args.host in ("127.0.0.1", "localhost", "::1")
     settings = {"DATA_DIR": args.data_dir, "RUNS_DIR": args.runs_dir, "CACHE_DIR": args.cache_dir}
-    app = create_app({**settings, "DEVICE": args.device, "LOCAL_ONLY": local})
+    app = create_app({**settings, "DEVICE": args.device, "LOCAL_ONLY": local, "AUTOTUNE": not args.no_autotune})
     atexit.register(app.extensions["runs"].stop_all)
     print(f"CNN Playground on http://{args.host}:{args.port}  (data: {os.path.abspath(args.data_dir)})", flush=True)
     if not data.on_disk(args.data_dir, "MNIST"):

@@ -61,7 +61,15 @@ def train(args):
         runs_dir = args.runs_dir or scratch
         # a scratch runs folder must not hold the decoded datasets, or every invocation decodes them again
         cache = args.cache_dir or (None if args.runs_dir else datasets.default_cache_dir())
-        manager = RunManager(args.data_dir, runs_dir, args.device, listener, analyse=False, cache_dir=cache)
+        manager = RunManager(
+            args.data_dir,
+            runs_dir,
+            args.device,
+            listener,
+            analyse=False,
+            cache_dir=cache,
+            autotune=not args.no_autotune,
+        )
         manager.runs.clear()  # only this invocation's runs count
         try:
             manager.start(configs, args.mode, args.repeats)
@@ -86,6 +94,7 @@ def main(argv=None):
     t = sub.add_parser("train", help="train one or two models and stream their metrics as JSON lines")
     t.add_argument("--config", action="append", required=True, help="a JSON model config; give it once or twice")
     t.add_argument("--mode", choices=["parallel", "sequential"], default="parallel")
+    t.add_argument("--no-autotune", action="store_true", help="plain form: no timing of the network's forms")
     t.add_argument("--repeats", type=int, default=1, help="train each config with seeds s, s+1, ... (1 to 10)")
     t.add_argument("--data-dir", default=os.environ.get("CNN_DATA_DIR", "data"))
     t.add_argument("--runs-dir", default=None, help="keep run records and weights here (default: a temp folder)")

@@ -25,7 +25,7 @@ TO_CLIENT = {
     HISTORY: (("runs", "older"), "sent first on connect: the newest group's runs with metrics, the rest without"),
     RUNS_CREATED: (("group", "runs"), "a group of runs was accepted; slot 0 is A"),
     RUN_STARTED: (
-        ("run_id", "device", "precision", "params", "train_samples", "validation_samples", "test_samples")
+        ("run_id", "device", "precision", "fast_form", "params", "train_samples", "validation_samples", "test_samples")
         + ("dataset", "classes", "shape", "steps_per_epoch", "epochs", "threads"),
         "the worker has its data loaded and is about to train",
     ),

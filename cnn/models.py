@@ -41,7 +41,7 @@ def conv_side(side, k, stride, padding):
     return (side + 2 * p - k) // stride + 1
 
 
-def walk(cfg, shape, classes, build):
+def walk(cfg, shape, classes, build, first_conv=False):
     """-> (rows, modules): a row per layer {name, type, output_shape, params, macs, index} (index: the
     layer's place in cfg.layers, None for one the rule adds) and, when `build`, the modules."""
     rows, modules, counts = [], [], {}
@@ -69,7 +69,7 @@ def walk(cfg, shape, classes, build):
                 raise ConfigError(where, f"conv {k}x{k} makes the {h}x{w} map smaller than 1x1")
             out, in_c = layer["out"], c
             torch_pad = pad if pad != "same" or s == 1 else k // 2
-            first = cfg.layers is None and index == 0 and c == 1  # the classic rule's fast first layer
+            first = first_conv and cfg.layers is None and index == 0 and c == 1  # FirstConv's faster backward
 
             def make(in_c=in_c, out=out, k=k, s=s, p=torch_pad, first=first):
                 return FirstConv(in_c, out, k, padding=k // 2) if first else nn.Conv2d(in_c, out, k, s, p)
@@ -186,11 +186,14 @@ def describe(cfg, shape=MNIST_SHAPE, classes=CLASSES):
     return walk(cfg, tuple(shape), classes, build=False)[0]
 
 
-def build_model(cfg, shape=MNIST_SHAPE, classes=CLASSES):
+def build_model(cfg, shape=MNIST_SHAPE, classes=CLASSES, form="first_conv"):
+    """The network in one of its forms (cnn/forms.py), all the same function with the same state dict keys:
+    "plain" as written; for the classic rule also "pool_first" (classic_order) and "first_conv" (that, with
+    FirstConv for a one-channel first layer). Other networks have only their plain form."""
     if cfg.model == "resnet18":
         return resnet18(tuple(shape), classes)
-    modules = walk(cfg, tuple(shape), classes, build=True)[1]
-    if cfg.layers is None:
+    modules = walk(cfg, tuple(shape), classes, build=True, first_conv=form == "first_conv")[1]
+    if cfg.layers is None and form != "plain":
         modules = classic_order(modules)
     return nn.Sequential(*modules)
 

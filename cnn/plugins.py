@@ -193,6 +193,7 @@ class RunEvents:
         payload = {
             "device": t.device.type,
             "precision": "bf16" if t.bf16 else "fp32",
+            "fast_form": t.fast_form,
             "params": sum(p.numel() for p in t.model.parameters()),
             "train_samples": len(t.images),
             "validation_samples": len(t.val_images),

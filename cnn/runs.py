@@ -30,13 +30,16 @@ class Busy(RuntimeError):
 
 
 class RunManager:
-    def __init__(self, data_dir, runs_dir, device="auto", listener=None, cores=None, analyse=True, cache_dir=None):
+    def __init__(
+        self, data_dir, runs_dir, device="auto", listener=None, cores=None, analyse=True, cache_dir=None, autotune=True
+    ):
         self.data_dir, self.runs_dir, self.device = str(data_dir), Path(runs_dir), device
         # decoded datasets: in the runs folder unless named, never in the data folder
         self.cache_dir = Path(cache_dir) if cache_dir else self.runs_dir / "cache"
         self.listener = listener or (lambda name, payload: None)
         self.cores = cores or os.cpu_count() or 1
         self.analyse = analyse  # the command line has no use for analyses
+        self.autotune = autotune  # time the network's forms at a first run (cnn/forms.py), or take the plain one
         self.lock = threading.Lock()  # guards the runs' status, metrics and processes
         self.records = Records(self.runs_dir, self.lock)
         self.analyses = AnalysisQueue(busy=lambda: bool(self.active()), work=self._analyse_now)
@@ -153,6 +156,7 @@ class RunManager:
             "threads": threads,
             "weights_path": str(self.weights_path(run.id)),
             "cache_dir": str(self.cache_dir),
+            "autotune": self.autotune,
         }
         # under the lock: a stop that came first wins, and one that comes later finds run.reader set
         with self.lock:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import data, datasets, infer
+from . import data, datasets, forms, infer
 from .augment import augment
 from .models import build_model
 from .schedules import make_scheduler
@@ -105,11 +105,12 @@ class Trainer:
     the order given (a run's worker passes plugins.standard(emit, weights_path): its events, weight
     snapshots and memory readings). With none, the trainer just trains."""
 
-    def __init__(self, cfg, data_dir, device="auto", plugins=(), should_stop=None, cache_dir=None):
-        self.cfg, self.data_dir, self.cache_dir = cfg, data_dir, cache_dir
+    def __init__(self, cfg, data_dir, device="auto", plugins=(), should_stop=None, cache_dir=None, autotune=True):
+        self.cfg, self.data_dir, self.cache_dir, self.autotune = cfg, data_dir, cache_dir, autotune
         self.device = pick_device(device)
         self.should_stop = should_stop or (lambda: False)
-        self.bf16 = use_bf16(cfg.precision, self.device)
+        self.bf16 = use_bf16(cfg.precision, self.device)  # until setup() has chosen the fast form
+        self.fast_form = None
         self.epoch = self.step = self.steps = self.samples_seen = 0
         self.train_seconds = self.paused = 0.0
         self.stopped = self.early_stopped = self.improved = False
@@ -155,7 +156,14 @@ class Trainer:
         self.images, self.labels = images.to(dev), labels.to(dev)
         self.val_images, self.val_labels = val_images.to(dev), val_labels.to(dev)
         self.test_images, self.test_labels = found.test_images.to(dev), found.test_labels.to(dev)
-        model = build_model(cfg, found.shape, len(found.classes)).to(dev)
+        classes = len(found.classes)
+        cache = self.cache_dir or datasets.default_cache_dir()
+        self.fast_form = forms.choose(
+            cfg, found.shape, classes, self.images, self.labels, self.norm, dev, cache, native_bf16(dev), self.autotune
+        )
+        self.bf16 = self.fast_form["precision"] == "bf16"
+        torch.manual_seed(cfg.seed)  # the run's weights do not depend on whether a timing ran
+        model = build_model(cfg, found.shape, classes, form=self.fast_form["form"]).to(dev)
         self.model = model.to(memory_format=torch.channels_last) if dev.type == "cpu" else model
         self.optimizer = make_optimizer(cfg, self.model.parameters())
         self.shuffle = torch.Generator().manual_seed(cfg.seed)

@@ -64,7 +64,8 @@ def main(argv):
     try:
         cfg = validate(spec["config"])
         plugins = standard(emit, spec.get("weights_path"))
-        Trainer(cfg, spec["data_dir"], spec.get("device", "auto"), plugins, cache_dir=spec.get("cache_dir")).run()
+        where = {"cache_dir": spec.get("cache_dir"), "autotune": spec.get("autotune", True)}
+        Trainer(cfg, spec["data_dir"], spec.get("device", "auto"), plugins, **where).run()
     except Exception as exc:  # report every failure as a fact; the server decides what to show
         traceback.print_exc()  # the full story goes to the run's log, a sentence to the user
         emit(events.RUN_FAILED, {"error": str(exc) or type(exc).__name__})

@@ -25,6 +25,7 @@ def create_app(test_config=None):
         DATA_DIR=os.environ.get("CNN_DATA_DIR", "data"),
         RUNS_DIR="runs",
         CACHE_DIR=None,  # decoded datasets; None: <RUNS_DIR>/cache
+        AUTOTUNE=True,  # time each network's forms at its first run (cnn/forms.py)
         DEVICE="auto",
         MAX_CONTENT_LENGTH=8 * 1024 * 1024,  # room for a 5 MB image file as base64
         LOCAL_ONLY=True,  # server.py sets it from --host
@@ -39,6 +40,7 @@ def create_app(test_config=None):
         app.config["DEVICE"],
         listener=lambda name, payload: socketio.emit(name, payload),
         cache_dir=app.config["CACHE_DIR"],
+        autotune=app.config["AUTOTUNE"],
     )
     app.extensions["runs"].resume_analyses()
     app.extensions["predictor"] = Predictor()
