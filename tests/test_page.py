@@ -209,7 +209,12 @@ def test_parameter_count_follows_typing(tab):
     [
         ("a", "lr", "2", "must be a number from 1e-05 to 1"),
         ("b", "channels", "8-x-8", "must be 1 to 6 layers of 1 to 256 channels, like 16-32-64"),
-        ("b", "train_samples", "0", "must be a whole number from 1 to 60000"),
+        (
+            "b",
+            "train_samples",
+            "0",
+            "must be a whole number from 1 to the dataset's training-set size (1000000 at most)",
+        ),
     ],
 )
 def test_invalid_value_shows_message_and_sends_nothing(tab, slot, field, value, message):
@@ -308,18 +313,45 @@ def test_a_check_that_cannot_reach_the_server_says_so_and_keeps_train_off(tab):
     expect(page.locator("#train-message")).to_have_text("")
 
 
+# fields the form shows in a way of their own: the architecture (layers or a named model instead of the
+# shorthand's channels and kernel_size), the dataset (what the server lists) and augment (a nested object)
+ARCHITECTURE = ("layers", "model")
+OWN_WAY = {*ARCHITECTURE, "dataset", "augment"}
+
+
+def architecture(values):
+    """The architecture a config names, as the panel's choice reads it: a named model, layers or the shorthand."""
+    return values.get("model") or ("layers" if values.get("layers") is not None else "shorthand")
+
+
+def expect_preset(group, values):
+    """The panel holds a preset's values: its architecture, its shorthand fields or its layer rows."""
+    expect(group.get_by_label("architecture", exact=True)).to_have_value(architecture(values))
+    for name, value in values.items():
+        if name not in ARCHITECTURE:
+            expect(group.get_by_label(name, exact=True)).to_have_value(shown(value))
+    if architecture(values) == "layers":
+        rows = group.locator(".layers .layer:not(.added) .layer-type")
+        expect(rows).to_have_text([layer["type"] for layer in values["layers"]])
+
+
 def test_the_form_is_built_from_the_schema(new_tab):
     tab = new_tab
     page = tab.open()
     schema = tab.server.get("/api/schema").json()
     properties = schema["config"]["properties"]
+    listed = [d["name"] for d in tab.server.get("/api/datasets").json()["datasets"]]
     for slot in "ab":
         group = panel(page, slot)
-        expect(group.locator(".fields .field")).to_have_count(len(schema["fields"]))
+        defaults = schema["defaults"][slot]
+        # a box per field but the architecture's two, which the architecture choice stands for
+        expect(group.locator(".fields .field")).to_have_count(len(schema["fields"]) - len(ARCHITECTURE))
         for name in schema["fields"]:
+            if name in OWN_WAY:
+                continue
             box = group.get_by_label(name, exact=True)
             expect(box).to_be_visible()
-            expect(box).to_have_value(shown(schema["defaults"][slot][name]))
+            expect(box).to_have_value(shown(defaults[name]))
             hint = group.locator(f"[data-field={name}] small")
             expect(hint).to_contain_text(properties[name]["description"])
             if box.evaluate("b => b.tagName") == "INPUT":  # a typed box also says what the server allows
@@ -329,19 +361,31 @@ def test_the_form_is_built_from_the_schema(new_tab):
                 options = group.locator(f"[data-field={name}] option")
                 expect(options).to_have_count(len(choices))
                 assert [o.get_attribute("value") for o in options.all()] == choices
+        # the dataset: picked from what the server lists
+        dataset = group.get_by_label("dataset", exact=True)
+        expect(dataset.locator("option")).to_have_count(len(listed))
+        assert [o.get_attribute("value") for o in dataset.locator("option").all()] == listed
+        expect(dataset).to_have_value(defaults["dataset"])
+        # augment: a number box and a checkbox, one per sub-field
+        expect(group.get_by_label("crop", exact=True)).to_have_value(str(defaults["augment"]["crop"]))
+        expect(group.get_by_label("flip", exact=True)).to_be_checked(checked=defaults["augment"]["flip"])
+        # the architecture: the shorthand, a layer stack, or each named model the schema lists
+        choice = group.get_by_label("architecture", exact=True)
+        expect(choice).to_have_value(architecture(defaults))
+        named = [t["const"] for t in properties["model"]["anyOf"] if "const" in t]
+        assert [o.get_attribute("value") for o in choice.locator("option").all()] == ["shorthand", "layers", *named]
     a = panel(page, "a")
+    held = dict(schema["defaults"]["a"])  # what panel A holds: each preset sets some fields, the rest stay
     for preset in schema["presets"].values():
         a.get_by_label("preset", exact=True).select_option(label=preset["label"])
-        for name, value in preset["values"].items():
-            expect(a.get_by_label(name, exact=True)).to_have_value(shown(value))
-        typed = {name: a.get_by_label(name, exact=True).input_value() for name in schema["fields"]}
-        params = tab.server.post("/api/models/check", json={"config": typed, "slot": "a"}).json()["params"]
+        expect_preset(a, preset["values"])
+        held.update(preset["values"])
+        params = tab.server.post("/api/models/check", json={"config": held, "slot": "a"}).json()["params"]
         expect(a.locator(".params")).to_have_text(f"{params:,} parameters")
     fill(page, "b", channels="4")
     page.get_by_role("button", name=re.compile(r"pair")).click()
     for slot, key in zip("ab", schema["pair"], strict=True):
-        for name, value in schema["presets"][key]["values"].items():
-            expect(panel(page, slot).get_by_label(name, exact=True)).to_have_value(shown(value))
+        expect_preset(panel(page, slot), schema["presets"][key]["values"])
     assert tab.errors == []
 
 

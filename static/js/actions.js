@@ -20,9 +20,10 @@ export async function train(store, mode) {
   }
 }
 
-/** A 400 names its fields ("models[1].lr"): each goes under its panel's field; anything else by Train. */
+/** A 400 names its fields ("models[1].lr", "models[0].layers[2]"): each goes under its panel's field or
+ * on its layer row; anything else by Train. */
 function refused(store, err) {
-  const named = (key) => /^models\[(\d+)\]\.(\w+)$/.exec(key ?? "");
+  const named = (key) => /^models\[(\d+)\]\.(\w+(?:\[\d+\])?)$/.exec(key ?? "");
   const match = named(err.field);
   if (!match || !SLOTS[match[1]]) {
     store.say(err.message);

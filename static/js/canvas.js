@@ -1,6 +1,7 @@
 // Drawing pad (mouse, touch, pen via pointer events) and the MNIST-style preprocessing:
 // crop to the stroke's bounding box, scale into 20x20 keeping the aspect ratio (area average),
-// centre by centre of mass in 28x28. Output: 28 rows of 28 floats in [0, 1], white on black.
+// centre by centre of mass in 28x28. Output: 28 rows of 28 floats in [0, 1], white on black. Also paints
+// any dataset's image (grey or RGB) onto a canvas.
 
 const SIDE = 28, BOX = 20, CENTRE = 14.5;
 // The bounding box is of the stroke's core (MNIST boxed the binary original, before smoothing),
@@ -83,14 +84,22 @@ export function canvasToMnist(canvas) {
   return toMnist(gray, width, height);
 }
 
-/** Paints 28x28 rows onto a (small) canvas, one canvas pixel per image pixel. */
+/** Paints an image onto a (small) canvas, one canvas pixel per image pixel: H rows of W grey values, or
+ * (C, H, W) channels (1 grey, 3 RGB), values in [0, 1]. The canvas takes the image's size. */
 export function paintImage(canvas, image) {
+  const planes = Array.isArray(image[0]?.[0]) ? image : [image]; // (C, H, W)
+  const height = planes[0].length, width = planes[0][0].length;
+  if (canvas.width !== width) canvas.width = width;
+  if (canvas.height !== height) canvas.height = height;
   const ctx = canvas.getContext("2d");
-  const pixels = ctx.createImageData(SIDE, SIDE);
-  for (let y = 0; y < SIDE; y++) {
-    for (let x = 0; x < SIDE; x++) {
-      const v = Math.round(image[y][x] * 255), i = (y * SIDE + x) * 4;
-      pixels.data[i] = pixels.data[i + 1] = pixels.data[i + 2] = v;
+  const pixels = ctx.createImageData(width, height);
+  const [r, g, b] = planes.length === 3 ? planes : [planes[0], planes[0], planes[0]];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 4;
+      pixels.data[i] = Math.round(r[y][x] * 255);
+      pixels.data[i + 1] = Math.round(g[y][x] * 255);
+      pixels.data[i + 2] = Math.round(b[y][x] * 255);
       pixels.data[i + 3] = 255;
     }
   }

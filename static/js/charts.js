@@ -1,12 +1,14 @@
 // A curve chart overlaying models A and B: per-batch training as a thin line, per-epoch test as
-// markers joined by a bold line. Tiny API: reset(), addPoint(slot, kind, x, y), setters for the
+// markers joined by a bold line, per-epoch validation (where a run holds some out) dashed, and a star on
+// the epoch each run keeps. Tiny API: reset(), addPoint(slot, kind, x, y), setMark(slot, x), setters for the
 // view. Slot colours and the axis and grid ink come from theme.js and follow a live light/dark switch.
 // Points are buffered and drawn at most once per animation frame with update("none");
 // the decimation plugin keeps tens of thousands of points smooth. Chart comes from
 // /vendor/chart.umd.js (a classic script, loaded before the modules).
 import { alpha, onSchemeChange, SLOT_COLOURS as COLOURS, themeColours } from "./theme.js";
 
-const SLOTS = ["a", "b"], KINDS = ["batch", "epoch"];
+const SLOTS = ["a", "b"], KINDS = ["batch", "epoch", "val"];
+const NAMES = { batch: "train", epoch: "test", val: "validation" };
 
 export class CurveChart {
   /** canvas: its aria-label names the chart; yTitle: axis title; percent: y in 0..100 */
@@ -14,22 +16,28 @@ export class CurveChart {
     this.canvas = canvas;
     this.percent = percent;
     this.series = {}; // "a.batch" -> [{x, y}]; the chart is handed copies
+    this.marks = { a: null, b: null }; // slot -> x of the epoch the run keeps (its best by validation), or null
     const datasets = [];
     for (const slot of SLOTS) {
       for (const kind of KINDS) {
         this.series[`${slot}.${kind}`] = [];
-        const bold = kind === "epoch";
+        const bold = kind !== "batch"; // an epoch's measure: test or validation
+        // the kept epoch's point is a star; scriptable, so a mark that moves needs no new data
+        const marked = (ctx) => bold && ctx.raw && ctx.raw.x === this.marks[slot];
         datasets.push({
-          label: `${slot.toUpperCase()} ${bold ? "test" : "train"}`,
+          label: `${slot.toUpperCase()} ${NAMES[kind]}`,
+          kind,
           data: [],
           borderColor: bold ? COLOURS[slot] : alpha(COLOURS[slot], 0.55),
-          backgroundColor: COLOURS[slot],
-          borderWidth: bold ? 3 : 1,
-          pointRadius: bold ? 4 : 0,
-          pointStyle: bold ? "circle" : "line",
+          backgroundColor: kind === "val" ? alpha(COLOURS[slot], 0.25) : COLOURS[slot],
+          borderWidth: kind === "epoch" ? 3 : kind === "val" ? 2 : 1,
+          borderDash: kind === "val" ? [6, 4] : [],
+          pointRadius: (ctx) => (marked(ctx) ? 9 : bold ? 4 : 0),
+          pointStyle: (ctx) => (marked(ctx) ? "star" : kind === "val" ? "triangle" : bold ? "circle" : "line"),
+          pointBorderWidth: (ctx) => (marked(ctx) ? 2 : 1),
           pointHoverRadius: bold ? 6 : 3,
           tension: 0,
-          order: bold ? 0 : 1, // test curves drawn on top
+          order: bold ? 0 : 1, // epoch curves drawn on top
         });
       }
     }
@@ -51,7 +59,15 @@ export class CurveChart {
         },
         plugins: {
           decimation: { enabled: true, algorithm: "lttb", samples: 600 },
-          legend: { labels: { boxWidth: 18, usePointStyle: true, sort: (a, b) => a.datasetIndex - b.datasetIndex } },
+          legend: {
+            labels: {
+              boxWidth: 18,
+              usePointStyle: true,
+              sort: (a, b) => a.datasetIndex - b.datasetIndex,
+              // a validation line is named once a run has one
+              filter: (item, data) => data.datasets[item.datasetIndex].kind !== "val" || data.datasets[item.datasetIndex].data.length > 0,
+            },
+          },
           tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${this.format(c.parsed.y)}` } },
         },
       },
@@ -83,6 +99,7 @@ export class CurveChart {
 
   reset() {
     for (const data of Object.values(this.series)) data.length = 0;
+    this.marks = { a: null, b: null };
     this.publish(); // at once: counts of the runs shown before must not outlive them until the next frame
     this.schedule();
   }
@@ -92,6 +109,14 @@ export class CurveChart {
     const data = this.series[`${slot}.${kind}`];
     if (data.length && x <= data[data.length - 1].x) return;
     data.push({ x, y: this.percent ? y * 100 : y });
+    this.schedule();
+  }
+
+  /** Stars the epoch point at x of both the test and the validation line (null: none); label is published. */
+  setMark(slot, x, label = "") {
+    if (this.marks[slot] === x) return;
+    this.marks[slot] = x;
+    this.canvas.dataset[`best${slot.toUpperCase()}`] = label;
     this.schedule();
   }
 

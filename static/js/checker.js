@@ -4,7 +4,9 @@ import * as api from "./api.js";
 
 const DEBOUNCE_MS = 250;
 
-/** Returns check(slot, values, now = false): values are the panel's fields as typed strings. */
+/** Returns check(slot, values, now = false): values are the panel's fields as typed (strings, and the
+ * nested augment and layers as objects). A valid answer keeps everything the server said: the normalised
+ * config, params, macs, its per-layer rows, input_shape, classes and lr_plan. */
 export function createChecker(store) {
   const timers = {};
   const edits = { a: 0, b: 0 }; // per slot: how many times it was edited; an answer counts only for the last
@@ -17,7 +19,8 @@ export function createChecker(store) {
       let result;
       try {
         const answer = await api.checkModel(values, slot);
-        result = { state: "valid", config: answer.config, params: answer.params, macs: answer.macs };
+        const { config, params, macs, layers, input_shape: inputShape, classes, lr_plan: lrPlan } = answer;
+        result = { state: "valid", config, params, macs, layers, inputShape, classes, lrPlan };
       } catch (err) {
         if (err.status === 400) result = { state: "invalid", errors: err.errors ?? { [err.field]: err.message } };
         else result = { state: "offline", message: err.message };

@@ -1,4 +1,5 @@
-// Class names of each data set, by label 0-9; used by the main page and the analysis page.
+// Class names of MNIST and Fashion-MNIST, by label 0-9, as the analysis page names them. The main page
+// takes every dataset's names from the server instead (run_started, GET /api/datasets, /api/samples).
 // No DOM here.
 
 const DIGITS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];

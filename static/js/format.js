@@ -1,4 +1,4 @@
-// Numbers as the analysis page writes them: percentages, counts, sizes and durations.
+// Numbers as the pages write them: percentages, counts, sizes, durations and image shapes.
 // Missing values (null) read "—" where a table may lack them.
 
 export const pct = (x, digits = 2) => `${(100 * x).toFixed(digits)}%`;
@@ -30,4 +30,11 @@ export function count(n) {
 export function seconds(s) {
   if (s == null) return "—";
   return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+/** [3, 32, 32] -> "32×32 RGB", [1, 28, 28] -> "28×28 grey": an image shape as [channels, height, width]. */
+export function imageShape(shape) {
+  if (!shape) return "—";
+  const [c, h, w] = shape;
+  return `${h}×${w} ${c === 1 ? "grey" : c === 3 ? "RGB" : `${c}-channel`}`;
 }

@@ -3,6 +3,7 @@
 import * as api from "./api.js";
 import { createChecker } from "./checker.js";
 import { mountCurves } from "./curves.js";
+import { mountDatasets } from "./datasets-view.js";
 import { $ } from "./dom.js";
 import { mountPanels } from "./form.js";
 import { mountGrid } from "./grid.js";
@@ -12,6 +13,7 @@ import { connect } from "./socket.js";
 import { Store } from "./store.js";
 import { mountSync } from "./sync.js";
 import { mountTrainBar } from "./trainbar.js";
+import { mountUpload } from "./upload.js";
 
 function showConnection(text) {
   $("#connection").textContent = text;
@@ -38,7 +40,9 @@ async function start() {
   mountCurves(store);
   mountTrainBar(store);
   mountPad(store);
-  mountGrid(store);
+  const upload = mountUpload(store);
+  mountGrid(store, { onPick: upload.showPicked }); // a clicked test image is classified by the upload's view
+  mountDatasets(store);
   mountSync(store);
   store.subscribe(({ kind }) => {
     if (kind === "ready") document.body.dataset.ready = "true"; // what tests and a reload wait for

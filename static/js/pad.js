@@ -1,78 +1,46 @@
 // The drawing: the pad, the 28x28 image the models receive, each shown run's probabilities and the
 // verdict. Asks POST /api/predict with the one image ("image") while drawing, ~8 times a second at most.
+// Only a model of 28x28 grey images reads a drawing; for any other the pad says so (and hides when
+// neither model can read it).
 import * as api from "./api.js";
 import { canvasToMnist, DrawPad, paintImage } from "./canvas.js";
-import { className, isFashion } from "./classes.js";
-import { $, el } from "./dom.js";
+import { $ } from "./dom.js";
+import { imageShape } from "./format.js";
+import { buildProbs, showProbs, verdict } from "./probs.js";
 import { SLOTS } from "./store.js";
 
 const MIN_GAP_MS = 120;
 const RETRY_MS = 2000; // a 409: the run's first weight snapshot is a second or two away
+// what a drawing is read as, where the class names alone say it badly
+const ABOUT = { fashion_mnist: ["clothing (Fashion-MNIST)", "ten kinds of clothing: try a trouser, a bag or a shoe"] };
 
-function buildProbs(slot) {
-  const box = $(`#probs-${slot}`);
-  box.append(el("p", { class: "probs-title", text: `Model ${slot.toUpperCase()}` }));
-  for (let d = 0; d < 10; d++) {
-    const parts = [["digit", String(d)], ["bar"], ["value"], ["mark"]].map(([c, text = ""]) => el("span", { class: c, text }));
-    parts[1].append(el("i"));
-    parts[3].setAttribute("aria-hidden", "true");
-    box.append(el("div", { class: "prob-row", "data-class": String(d) }, ...parts));
-  }
-  box.append(el("p", { class: "probs-note" }));
-}
-
-function showProbs(slot, probs, message = "") {
-  const box = $(`#probs-${slot}`);
-  const best = probs ? probs.indexOf(Math.max(...probs)) : -1;
-  box.querySelectorAll(".prob-row").forEach((row, d) => {
-    const p = probs ? probs[d] : 0;
-    $("i", row).style.width = `${(p * 100).toFixed(1)}%`;
-    $(".value", row).textContent = probs ? `${(p * 100).toFixed(1)}%` : "";
-    row.classList.toggle("best", d === best);
-  });
-  $(".probs-note", box).textContent = message;
-  if (probs) box.dataset.label = String(best);
-  else delete box.dataset.label;
-}
+/** Whether a model of this input shape reads the pad's 28x28 grey drawing (unknown: yes, until the listing says). */
+export const takesDrawing = (shape) => !shape || shape.join("x") === "1x28x28";
+const digits = (classes) => !classes || classes.every((n) => /^\d$/.test(n));
 
 export function mountPad(store) {
-  const datasetOf = (slot) => store.runs[slot]?.config?.dataset ?? store.defaults.dataset; // an empty slot: the default's classes
-  const name = (slot, label) => className(datasetOf(slot), label);
+  const boxes = { a: $("#probs-a"), b: $("#probs-b") };
+  const name = (slot, label) => store.classesOf(slot)?.[label] ?? String(label);
   const retryAt = {}; // run id -> when its weights may be there
   const state = { drawn: null, busy: false, again: false, last: 0 }; // drawn: 28x28 rows, or null
+  const shown = { a: null, b: null }; // slot -> the probabilities shown for the drawing
+  const drawable = (slot) => takesDrawing(store.shapeOf(slot));
+  // the slots the pad is about: those with a run, else both panels as typed
+  const considered = () => (SLOTS.some((s) => store.runs[s]) ? SLOTS.filter((s) => store.runs[s]) : SLOTS);
 
-  /** Runs whose weights the server can use: it has reported training, or an epoch. */
+  /** Runs whose weights the server can use and that read a drawing: they have reported training, or an epoch. */
   const predictable = () =>
     SLOTS.filter((s) => {
       const run = store.runs[s];
-      if (!run || performance.now() < (retryAt[run.id] ?? 0)) return false;
+      if (!run || !drawable(s) || performance.now() < (retryAt[run.id] ?? 0)) return false;
       return run.epoch.length > 0 || (run.batch.length > 0 && run.status !== "queued");
     });
 
   function showVerdict(labels) {
-    const verdict = $("#verdict");
-    for (const row of document.querySelectorAll(".prob-row")) {
-      row.classList.remove("disagree");
-      $(".mark", row).textContent = "";
-    }
-    verdict.classList.remove("disagree");
-    const { a, b } = labels;
-    if (a === undefined || b === undefined) {
-      const slot = a !== undefined ? "a" : b !== undefined ? "b" : null;
-      if (slot) verdict.textContent = `Model ${slot.toUpperCase()} reads ${name(slot, labels[slot])}.`;
-      return;
-    }
-    if (name("a", a) === name("b", b)) {
-      verdict.textContent = `Both read ${name("a", a)}.`;
-      return;
-    }
-    verdict.textContent = `They disagree: A reads ${name("a", a)}, B reads ${name("b", b)}.`;
-    verdict.classList.add("disagree");
-    for (const [slot, d] of [["a", a], ["b", b]]) {
-      const row = $(`#probs-${slot}`).querySelectorAll(".prob-row")[d];
-      row.classList.add("disagree");
-      $(".mark", row).textContent = "≠";
-    }
+    const said = verdict(boxes, labels, name, store.datasetOf("a") === store.datasetOf("b"));
+    const box = $("#verdict");
+    box.classList.toggle("disagree", said.disagree);
+    if (said.text) box.textContent = said.text;
   }
 
   function request(now = false) {
@@ -90,7 +58,7 @@ export function mountPad(store) {
     const image = state.drawn;
     const slots = predictable();
     const runs = slots.map((s) => store.runs[s]);
-    if (!SLOTS.some((s) => store.runs[s]?.batch.length)) {
+    if (!SLOTS.some((s) => store.runs[s]?.batch.length && drawable(s))) {
       $("#verdict").textContent = "Train a model first; then its answer shows here.";
     }
     // one request per run, so a run without weights yet does not hold up the other's answer
@@ -100,13 +68,15 @@ export function mountPad(store) {
       if (!state.drawn) return; // cleared meanwhile
       const answer = answers[i];
       if (answer instanceof Error) {
-        showProbs(slot, null, answer.message);
+        shown[slot] = null;
+        showProbs(boxes[slot], store.classesOf(slot), null, { message: answer.message });
         if (answer.status === 409) {
           retryAt[runs[i].id] = performance.now() + RETRY_MS;
           setTimeout(() => request(true), RETRY_MS + 100);
         }
       } else {
-        showProbs(slot, answer.probs);
+        shown[slot] = answer.probs;
+        showProbs(boxes[slot], store.classesOf(slot), answer.probs);
         labels[slot] = answer.label;
       }
     });
@@ -118,33 +88,68 @@ export function mountPad(store) {
     }
   }
 
-  /** Names the rows after the shown runs' classes, and says when they know clothing, not digits. */
-  function renderClasses() {
-    for (const slot of SLOTS) {
-      const box = $(`#probs-${slot}`), dataset = datasetOf(slot);
-      box.dataset.dataset = dataset;
-      box.querySelectorAll(".prob-row").forEach((row, d) => ($(".digit", row).textContent = className(dataset, d)));
+  /** What a model that cannot read the pad takes instead: "32×32 RGB images (cifar10)". */
+  const takes = (slot) => `${imageShape(store.shapeOf(slot))} images (${store.datasetOf(slot)})`;
+
+  /** The sentence above the pad: who cannot read a drawing, and what the others read it as. */
+  function note() {
+    const slots = considered(), on = slots.filter(drawable), off = slots.filter((s) => !drawable(s));
+    const out = [];
+    if (off.length) {
+      const same = off.length === 2 && takes("a") === takes("b");
+      const who = same ? `Both models take ${takes("a")}` : off.map((s) => `Model ${s.toUpperCase()} takes ${takes(s)}`).join("; ");
+      const then = on.length ? `so only model ${on[0].toUpperCase()} reads the pad` : "so the pad is off: classify an image file or see the test images below";
+      out.push(`${who}, not 28×28 grey drawings, ${then}.`);
     }
-    const fashion = SLOTS.filter((s) => store.runs[s] && isFashion(datasetOf(s)));
-    const note = $("#draw-note");
-    note.hidden = fashion.length === 0;
-    const who = fashion.length === 2 ? "Both models were" : `Model ${fashion[0]?.toUpperCase()} was`;
-    const reads = fashion.length === 2 ? "they read" : "it reads";
-    note.textContent = fashion.length
-      ? `${who} trained on clothing (Fashion-MNIST), so ${reads} a drawing as one of ten kinds of clothing: try a trouser, a bag or a shoe.`
-      : "";
+    // the ones that read it: say so when their classes are names, not digits
+    const worded = on.filter((s) => store.runs[s] && !digits(store.classesOf(s)));
+    const about = (s) => {
+      const classes = store.classesOf(s), dataset = store.datasetOf(s);
+      const more = classes.length > 4 ? ", …" : "";
+      return ABOUT[dataset] ?? [dataset, `its ${classes.length} classes: ${classes.slice(0, 4).join(", ")}${more}`];
+    };
+    if (worded.length === 2 && store.datasetOf("a") === store.datasetOf("b")) {
+      const [what, kinds] = about("a");
+      out.push(`Both models were trained on ${what}, so they read a drawing as one of ${kinds}.`);
+    } else {
+      for (const s of worded) {
+        const [what, kinds] = about(s);
+        out.push(`Model ${s.toUpperCase()} was trained on ${what}, so it reads a drawing as one of ${kinds}.`);
+      }
+    }
+    return out.join(" ");
+  }
+
+  /** Names the rows after each slot's classes; hides the pad when no model can read it. */
+  function renderSetup() {
+    const slots = considered();
+    $(".draw-grid").hidden = !slots.some(drawable);
+    for (const slot of SLOTS) {
+      const box = boxes[slot];
+      box.dataset.dataset = store.datasetOf(slot);
+      if (drawable(slot)) showProbs(box, store.classesOf(slot), shown[slot]);
+      else {
+        shown[slot] = null;
+        showProbs(box, [], null, { message: `Model ${slot.toUpperCase()} takes ${takes(slot)}: it cannot read a drawing.` });
+      }
+    }
+    const text = note();
+    const box = $("#draw-note");
+    box.hidden = !text;
+    if (box.textContent !== text) box.textContent = text;
   }
 
   function clear() {
     pad.clear();
     state.drawn = null;
     paintImage($("#preview"), Array.from({ length: 28 }, () => new Array(28).fill(0)));
-    for (const slot of SLOTS) showProbs(slot, null);
+    for (const slot of SLOTS) shown[slot] = null;
+    renderSetup();
     showVerdict({});
     $("#verdict").textContent = "Draw a digit to see both answers.";
   }
 
-  for (const slot of SLOTS) buildProbs(slot);
+  for (const slot of SLOTS) buildProbs(boxes[slot], `Model ${slot.toUpperCase()}`);
   const pad = new DrawPad($("#pad"), (final) => {
     state.drawn = pad.empty ? null : canvasToMnist(pad.canvas);
     if (state.drawn) paintImage($("#preview"), state.drawn);
@@ -153,9 +158,10 @@ export function mountPad(store) {
   $("#clear").addEventListener("click", clear);
   clear();
   store.subscribe(({ kind }) => {
-    if (kind === "reset") renderClasses();
+    // a run's classes and shape come with its run_started (a status change); an empty slot follows its panel
+    if (kind === "reset") shown.a = shown.b = null; // another pair: the last answers were not theirs
+    if (["reset", "status", "datasets", "check"].includes(kind)) renderSetup();
     // a drawing on the pad is read again by the newly shown runs, and after every epoch
     if (kind === "reset" || kind === "epoch") request();
   });
-  renderClasses();
 }

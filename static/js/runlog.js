@@ -1,5 +1,7 @@
 // Each panel's run: its status, progress bar and text (rate, time left), its own Stop, a failed
-// run's sentence, and the epoch log. Redraws from the store, at most once a frame while training.
+// run's sentence, and the epoch log (with validation, the best epoch so far, and at the end which epoch's
+// weights were kept and whether early stopping ended it). Redraws from the store, at most once a frame
+// while training.
 import * as actions from "./actions.js";
 import { $, el } from "./dom.js";
 import { int, pct } from "./format.js";
@@ -66,7 +68,7 @@ function render(store, view, slot) {
   view.run.dataset.status = run.status;
   view.run.dataset.runId = run.id;
   view.status.textContent = `${run.status} · run ${run.id}`;
-  const epochs = run.info.epochs ?? run.config.epochs;
+  const epochs = planned(run);
   const total = epochs * (run.info.train_samples ?? run.config.train_samples); // NaN before run_started: bar at 0
   const seen = run.batch.at(-1)?.samples_seen ?? 0;
   const value = run.status === "finished" ? 1 : Math.min(1, seen / total) || 0;
@@ -76,18 +78,41 @@ function render(store, view, slot) {
   view.message.textContent = run.error ? `Run failed: ${run.error}` : (run.note ?? "");
 }
 
+/** The epochs a run was started for (its run_finished says how many ran, which early stopping may cut). */
+const planned = (run) => run.config?.epochs ?? run.info.epochs;
+
 function logLine(run, p) {
-  const epochs = run.info.epochs ?? run.config.epochs;
+  const val = p.val_acc == null ? "" : `val acc ${pct(p.val_acc)}, loss ${p.val_loss.toFixed(4)}${p.best_epoch === p.epoch ? " (best so far)" : ""} · `;
   const test = `test acc ${pct(p.test_acc)}, loss ${p.test_loss.toFixed(4)}`;
   const train = `train acc ${pct(p.train_acc)}, loss ${p.train_loss.toFixed(4)}`;
-  return el("li", { text: `epoch ${p.epoch}/${epochs}: ${test} · ${train} · ${p.seconds.toFixed(1)} s` });
+  return el("li", { text: `epoch ${p.epoch}/${planned(run)}: ${val}${test} · ${train} · ${p.seconds.toFixed(1)} s` });
+}
+
+/** How a finished run ended, where the log alone does not say: early stopping, and the epoch kept. */
+function endText(run) {
+  if (run.status !== "finished") return "";
+  const best = run.info.best_epoch, ran = run.info.epochs ?? run.epoch.at(-1)?.epoch;
+  if (run.info.early_stopped) return `stopped early at epoch ${ran}; best epoch ${best} kept`;
+  if (best == null) return ""; // no validation share: the last epoch's weights are the model
+  return `ran all ${ran} epochs; best epoch ${best} kept`;
 }
 
 function appendLog(view, run, from) {
   const log = view.log;
   const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4; // follow unless scrolled up
-  log.append(...run.epoch.slice(from).map((p) => logLine(run, p)));
+  const end = $(".end", log); // the ending stays last
+  for (const p of run.epoch.slice(from)) log.insertBefore(logLine(run, p), end);
   if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+function renderEnd(view, run) {
+  const text = run ? endText(run) : "", end = $(".end", view.log);
+  if (!text) end?.remove();
+  else if (end) end.textContent = text;
+  else {
+    view.log.append(el("li", { class: "end", text }));
+    view.log.scrollTop = view.log.scrollHeight; // how it ended is the line to read
+  }
 }
 
 export function mountRunLog(store) {
@@ -113,13 +138,17 @@ export function mountRunLog(store) {
       for (const s of SLOTS) {
         views[s].log.replaceChildren();
         if (store.runs[s]) appendLog(views[s], store.runs[s], 0);
+        renderEnd(views[s], store.runs[s]);
         render(store, views[s], s);
       }
     } else if (kind === "batch") later(slot);
     else if (kind === "epoch") {
       appendLog(views[slot], store.runs[slot], change.from);
       later(slot);
-    } else if (kind === "status") render(store, views[slot], slot);
+    } else if (kind === "status") {
+      renderEnd(views[slot], store.runs[slot]);
+      render(store, views[slot], slot);
+    }
   });
   for (const slot of SLOTS) render(store, views[slot], slot);
 }

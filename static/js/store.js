@@ -1,6 +1,7 @@
 // The main page's one store: the runs shown (by group and slot) with their statuses and metrics,
-// each panel's last check by the server, and the train bar's state. It applies every server event,
-// notifies subscribers with what changed, and never touches the DOM, the network or a view.
+// each panel's last check by the server, the train bar's state, and the datasets the server lists. It
+// applies every server event, notifies subscribers with what changed, and never touches the DOM, the
+// network or a view.
 
 export const SLOTS = ["a", "b"];
 // Server events this page deliberately leaves alone: gradient sizes are drawn by the analysis
@@ -24,7 +25,7 @@ const HANDLERS = {
   },
   run_started: (store, p) =>
     store.onRun("run_started", p, (run) => {
-      Object.assign(run.info, p);
+      Object.assign(run.info, p); // with its dataset, classes (names by label) and shape [C, H, W]
       store.advance(run, "run_started");
     }),
   batch: (store, p) =>
@@ -44,7 +45,7 @@ const HANDLERS = {
     }),
   run_finished: (store, p) =>
     store.onRun("run_finished", p, (run) => {
-      Object.assign(run.info, p);
+      Object.assign(run.info, p); // epochs: how many ran; best_epoch: the one kept (null without validation)
       store.advance(run, "run_finished");
     }),
   run_stopped: (store, p) => store.onRun("run_stopped", p, (run) => store.advance(run, "run_stopped")),
@@ -74,12 +75,14 @@ export class Store {
     this.known = new Set(); // every run id the server told of; events of those not shown are dropped
     this.buffered = new Map(); // run id never heard of -> [name, payload] that came for it
     // slot -> the server's last word on the panel as typed: {pending, state: null | "valid" |
-    // "invalid" | "offline", config, params, macs, errors: {field: rule}, message}
+    // "invalid" | "offline", config, params, macs, layers (rows: name, type, output_shape, params, macs,
+    // index), inputShape, classes, lrPlan ([epoch, lr] pairs), errors: {field or "layers[i]": rule}, message}
     this.checks = { a: { pending: true, state: null }, b: { pending: true, state: null } };
     this.starting = false; // a POST /api/runs is on its way
     this.notice = ""; // the train bar's sentence from the server: a refusal, a failed request
     this.noticeSlot = null; // the panel a refusal concerns: typing there again clears it
     this.ready = false; // history has been applied
+    this.datasets = null; // GET /api/datasets: [{name, classes, shape, train, test, counts, on_disk}], once listed
     this.listeners = new Set();
     this.quiet = 0; // > 0 while adopting: one "reset" instead of thousands of small changes
   }
@@ -208,6 +211,40 @@ export class Store {
     if (!run) return;
     Object.assign(run, { stopping, note });
     this.emit({ kind: "status", slot });
+  }
+
+  // ---- datasets: what the server lists, and what each slot's run or panel was or will be trained on ----
+
+  /** The server's dataset listing arrived (or was listed again). */
+  setDatasets(list) {
+    this.datasets = list;
+    this.emit({ kind: "datasets" });
+  }
+
+  /** One dataset of the listing by name, or null (not listed yet, or not on the list). */
+  dataset(name) {
+    return this.datasets?.find((d) => d.name === name) ?? null;
+  }
+
+  /** The dataset of a slot: its shown run's (as its worker reported it, else its config), else the panel's as
+   * last checked, else the defaults'. */
+  datasetOf(slot) {
+    const run = this.runs[slot];
+    if (run) return run.info.dataset ?? run.config.dataset;
+    return this.checks[slot].config?.dataset ?? this.defaults.dataset;
+  }
+
+  /** Class names of a slot's dataset: a run's own (run_started carries them), else the panel's check's (an
+   * empty slot), else the listing's; null while unknown. */
+  classesOf(slot) {
+    const run = this.runs[slot], own = run ? run.info.classes : this.checks[slot].classes;
+    return own ?? this.dataset(this.datasetOf(slot))?.classes ?? null;
+  }
+
+  /** [channels, height, width] of what a slot's model takes, found as its classes are; null while unknown. */
+  shapeOf(slot) {
+    const run = this.runs[slot], own = run ? run.info.shape : this.checks[slot].inputShape;
+    return own ?? this.dataset(this.datasetOf(slot))?.shape ?? null;
   }
 
   setXAxis(axis) {
