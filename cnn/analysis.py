@@ -56,8 +56,9 @@ def calibration(confidence, correct, bins=ECE_BINS):
 
 
 def count_macs(model, shape=(1, 28, 28)):
-    """Multiply-accumulates of the convs and linears for one image, counted during a real forward pass."""
-    total = 0
+    """Multiply-accumulates of the convs and linears for one image, counted during a real forward pass (in
+    eval mode: batch norm cannot train on one image). Pools, norms and activations count none."""
+    total, training = 0, model.training
 
     def hook(module, inputs, output):
         nonlocal total
@@ -68,10 +69,13 @@ def count_macs(model, shape=(1, 28, 28)):
             total += module.in_features * module.out_features
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model(torch.zeros(1, *shape, device=next(model.parameters()).device))
-    for h in handles:
-        h.remove()
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *shape, device=next(model.parameters()).device))
+    finally:
+        model.train(training)
+        for h in handles:
+            h.remove()
     return total
 
 

@@ -2,12 +2,13 @@
 
 import pytest
 import torch
-from conftest import QUICK
+from conftest import QUICK, server_in
 from test_server import Listener, read_test_digits
+from torch.nn import functional as F
 
 from cnn import data
 from cnn.analysis import calibration, confusion_matrix, count_macs, per_class_scores
-from cnn.config import validate
+from cnn.config import PRESETS, validate
 from cnn.infer import activations
 from cnn.models import build_model, mac_count
 
@@ -38,6 +39,51 @@ def test_macs_from_the_config_match_the_counted_layers(channels, kernel):
     assert mac_count(cfg) == count_macs(build_model(cfg))
 
 
+EVERY_TYPE = [
+    {"type": "conv", "out": 8, "kernel": 5, "stride": 2},
+    {"type": "batchnorm"},
+    {"type": "gelu"},
+    {"type": "avgpool", "size": 3, "stride": 2},
+    {"type": "conv", "out": 6, "kernel": 3, "padding": 1},
+    {"type": "leaky_relu"},
+    {"type": "maxpool"},
+    {"type": "conv", "out": 5, "kernel": 1, "padding": "valid"},
+    {"type": "sigmoid"},
+    {"type": "dropout", "p": 0.2},
+    {"type": "flatten"},
+    {"type": "linear", "out": 12},
+    {"type": "tanh"},
+    {"type": "batchnorm"},
+    {"type": "relu"},
+]
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28), (3, 64, 64)])
+@pytest.mark.parametrize("preset", ["lab", "two_conv", "resnet18", "every type"])
+def test_macs_counted_in_a_forward_pass_match_the_declared_layers(preset, shape):
+    values = {"layers": EVERY_TYPE} if preset == "every type" else PRESETS[preset]["values"]
+    cfg = validate({k: v for k, v in values.items() if v is not None})
+    counted = count_macs(build_model(cfg, shape, 7), shape)  # in train mode too: batch norm sees one image
+    assert counted == mac_count(cfg, shape, 7) > 0
+    if (preset, shape) == ("lab", (3, 32, 32)):
+        assert mac_count(cfg, shape, 10) == 6_654_464
+
+
+def test_maps_pass_the_activation_that_follows_a_pool_or_a_flatten():
+    # the classic model pools before its ReLU and moves its last ReLU past the flatten: same function
+    model = build_model(validate({"channels": [4]})).eval()
+    image = torch.rand(1, 1, 28, 28) * 255
+    ((name, conv1),) = activations(model, image, data.norm_of("mnist"))
+    raw = model[0](data.normalise(image, data.norm_of("mnist")))[0]
+    assert name == "conv1" and torch.allclose(conv1, raw.relu(), atol=1e-5)
+    # an in-place leaky ReLU is applied once, after the batch norm
+    cfg = validate({"layers": [{"type": "conv", "out": 3, "kernel": 3}, {"type": "batchnorm"}, {"type": "leaky_relu"}]})
+    model = build_model(cfg).eval()
+    x = data.normalise(image, data.norm_of("mnist"))
+    ((_, conv1),) = activations(model, image, data.norm_of("mnist"))
+    assert torch.allclose(conv1, F.leaky_relu(model[1](model[0](x)))[0], atol=1e-5)
+
+
 def test_calibration_error_of_an_overconfident_model():
     confidence = torch.tensor([0.9, 0.9, 0.9, 0.9])
     correct = torch.tensor([True, True, False, False])
@@ -48,7 +94,9 @@ def test_calibration_error_of_an_overconfident_model():
 
 def test_activations_have_the_shapes_the_architecture_implies():
     model = build_model(validate({"channels": [4, 6, 8, 5]}))
-    shapes = [(name, tuple(m.shape)) for name, m in activations(model, torch.zeros(1, 1, 28, 28), data.norm_of("mnist"))]
+    shapes = [
+        (name, tuple(m.shape)) for name, m in activations(model, torch.zeros(1, 1, 28, 28), data.norm_of("mnist"))
+    ]
     assert shapes == [("conv1", (4, 28, 28)), ("conv2", (6, 14, 14)), ("conv3", (8, 7, 7)), ("conv4", (5, 7, 7))]
 
 
@@ -108,3 +156,31 @@ def test_analysis_of_a_running_run_is_409(server):
     finally:
         server.post(f"/api/runs/{run_id}/stop")
     assert server.get("/api/runs/abcdefabcdef/analysis").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def resnet_server(data_dir, tmp_path_factory):
+    yield from server_in(data_dir, tmp_path_factory.mktemp("resnet"))
+
+
+def test_a_resnet18_run_shows_its_stages(resnet_server, data_dir):
+    server = resnet_server
+    (run_id,) = server.start([{"model": "resnet18", "train_samples": 128, "batch_size": 32, "epochs": 1}])
+    assert server.wait(run_id, timeout=180)["status"] == "finished"
+    image = read_test_digits(data_dir, 1)[0][0].tolist()  # a grey (28, 28) digit
+    answer = server.post(f"/api/runs/{run_id}/activations", json={"image": image})
+    assert answer.status_code == 200, answer.text
+    maps = answer.json()["layers"]
+    shapes = {m["name"]: m["shape"] for m in maps}
+    assert shapes == {
+        "conv1": [64, 7, 7],
+        "layer1": [64, 7, 7],
+        "layer2": [128, 4, 4],
+        "layer3": [256, 2, 2],
+        "layer4": [512, 1, 1],
+    }
+    assert all(len(m["maps"]) == m["shape"][0] for m in maps)
+    bad = server.post(f"/api/runs/{run_id}/activations", json={"image": [[[0.5] * 32] * 32] * 3})
+    assert bad.status_code == 400 and bad.json()["field"] == "image" and "grey 28x28" in bad.json()["error"]
+    names = [layer["name"] for layer in server.get(f"/api/runs/{run_id}/gradients").json()["layers"]]
+    assert names == [f"conv{i}" for i in range(1, 21)] + ["fc"]  # every conv of the stem, blocks and shortcuts

@@ -8,26 +8,34 @@ import time
 from urllib.parse import urlparse
 
 import pytest
+import torch
+from conftest import server_in
 from playwright.sync_api import expect
+from torchvision.io import encode_png
 
 # Fashion-MNIST, so the pages must name classes as clothing; MNIST's names are the digits themselves
 FASHION = {"train_samples": 2000, "epochs": 1, "dataset": "fashion_mnist"}
 PAIR = [FASHION, {**FASHION, "channels": "4"}]
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 TIMEOUT = 30_000  # ms, for the page once both analyses are stored
 
 
-@pytest.fixture(scope="module")
-def pair(server):
-    """Two short real runs whose analyses are stored."""
-    ids = server.start(PAIR)
-    deadline = time.time() + 180
+def analysed(server, ids, timeout=180):
+    """Waits until every run's analysis is stored; -> ids."""
+    deadline = time.time() + timeout
     for run_id in ids:
         while (run := server.get(f"/api/runs/{run_id}").json())["analysis"] != "ready":
             assert run["status"] != "failed" and run["analysis"] != "failed", run
             assert time.time() < deadline, f"run {run_id}: {run['status']}, analysis {run['analysis']}"
             time.sleep(0.3)
     return ids
+
+
+@pytest.fixture(scope="module")
+def pair(server):
+    """Two short real runs whose analyses are stored."""
+    return analysed(server, server.start(PAIR))
 
 
 @pytest.fixture
@@ -133,4 +141,111 @@ def test_main_page_names_clothing_for_fashion_runs(page, server, pair):
     page.mouse.up()
     names = "|".join(map(re.escape, CLASSES))
     expect(page.locator("#verdict")).to_have_text(re.compile(f"(Both read|A reads) ({names})"))
+    assert page.problems == []
+
+
+@pytest.fixture(scope="module")
+def cifar_server(data_dir, tmp_path_factory):
+    yield from server_in(data_dir, tmp_path_factory.mktemp("cifar-analysis"))
+
+
+@pytest.fixture(scope="module")
+def cifar_pair(cifar_server):
+    """CIFAR-10: the lab network's layer stack (from the schema's presets) against a shorthand 8-16."""
+    lab = cifar_server.get("/api/schema").json()["presets"]["lab"]["values"]
+    common = {"dataset": "cifar10", "train_samples": 512, "epochs": 1, "batch_size": 64}
+    return analysed(cifar_server, cifar_server.start([{**common, **lab}, {**common, "channels": "8-16"}]), 300)
+
+
+COLOURS = """c => {
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let colour = false;
+  for (let i = 0; i < d.length; i += 4) colour ||= d[i] !== d[i + 1] || d[i + 1] !== d[i + 2];
+  return [c.width, c.height, colour];
+}"""
+
+
+def test_a_cifar10_pair_is_named_in_colour_with_maps_of_each_conv(page, cifar_server, cifar_pair):
+    a, b = cifar_pair
+    page.goto(f"{cifar_server.url}/analysis?a={a}&b={b}")
+    page.wait_for_selector("body[data-ready=full]", timeout=TIMEOUT)
+    expect(page.locator("#run-a option:checked")).to_contain_text("conv 32-64 · linear 256")
+    for name in ("Confusion A", "Confusion A−B"):
+        region = page.get_by_role("region", name=name, exact=True)
+        expect(region.locator(".cm-cell")).to_have_count(100)
+        expect(region.locator(".axis.true")).to_have_text(CIFAR10)
+    expect(page.locator("#scores-table tbody th")).to_have_text(CIFAR10)
+
+    gallery = page.get_by_role("region", name="Only one got it right")
+    expect(gallery.locator(".truth").first).to_have_text(re.compile(f"^true ({'|'.join(CIFAR10)})$"))
+    assert gallery.locator("canvas").first.evaluate(COLOURS) == [32, 32, True]  # RGB 32x32 test images
+
+    # no pad for RGB input: the first test image is both models' input, painted in colour
+    expect(page.get_by_label("Draw a digit")).to_be_hidden()
+    source = re.compile(rf"^What both models receive: test image 0 \(({'|'.join(CIFAR10)})\)$")
+    expect(page.locator("#maps-source")).to_have_text(source)
+    assert page.locator("#maps-preview").evaluate(COLOURS) == [32, 32, True]
+    layers = {
+        "a": ["conv1 · 32 × 32 × 32", "conv2 · 64 × 16 × 16"],
+        "b": ["conv1 · 8 × 32 × 32", "conv2 · 16 × 16 × 16"],
+    }
+    for slot, titles in layers.items():
+        expect(page.locator(f"#maps-{slot} .layer h4 > span:first-child")).to_have_text(titles)
+    # 64 channels: 32 at a time, the next page a click away
+    conv2 = page.locator('#maps-a .layer[data-layer="conv2"]')
+    expect(conv2.locator("canvas")).to_have_count(32)
+    conv2.get_by_role("button", name="next channels").click()
+    expect(conv2.locator(".page-label")).to_have_text("channels 33–64 of 64")
+    expect(conv2.locator("canvas").first).to_have_attribute("title", re.compile(r"^conv2 channel 32: "))
+
+    page.locator("#maps-samples .sample").nth(1).click()
+    expect(page.locator("#maps-source")).to_have_text(re.compile(r"^What both models receive: test image 1 \("))
+    expect(page.locator(".features")).to_have_attribute("data-state", "shown")
+    expect(conv2.locator(".page-label")).to_have_text("channels 33–64 of 64")  # the page kept for the new image
+
+    page.get_by_role("region", name="Confusion A", exact=True).locator('.cm-cell[data-true="0"][data-pred="0"]').click()
+    expect(page.locator("#cell-title")).to_have_text("True airplane, predicted airplane (right)")
+    expect(page.locator("#cell")).to_have_attribute("data-state", "shown")
+    assert page.problems == []
+
+
+HUNDRED = [f"kind-{k:02d}" for k in range(100)]
+
+
+@pytest.fixture(scope="module")
+def hundred_server(tmp_path_factory):
+    """A server on a data folder holding one dataset of 100 classes of small grey images (5 each: 1 tested)."""
+    root = tmp_path_factory.mktemp("hundred")
+    generator = torch.Generator().manual_seed(0)
+    for k, name in enumerate(HUNDRED):
+        folder = root / "data" / "folders" / "hundred" / "train" / name
+        folder.mkdir(parents=True)
+        for i in range(5):
+            image = torch.randint(0, 60, (1, 28, 28), generator=generator, dtype=torch.uint8)
+            image[0, k // 10 * 2 : k // 10 * 2 + 8, k % 10 * 2 : k % 10 * 2 + 8] = 255
+            (folder / f"{i}.png").write_bytes(encode_png(image).numpy().tobytes())
+    yield from server_in(root / "data", root)
+
+
+def test_a_hundred_class_matrix_scrolls_with_names_on_hover(page, hundred_server):
+    common = {"dataset": "folder:hundred", "epochs": 1, "batch_size": 32}
+    a, b = analysed(hundred_server, hundred_server.start([{**common, "channels": "4"}, {**common, "channels": "8"}]))
+    page.goto(f"{hundred_server.url}/analysis?a={a}&b={b}")
+    page.wait_for_selector("body[data-ready=full]", timeout=TIMEOUT)
+    expect(page.locator(".confusions")).to_have_attribute("data-size", "l")
+    region = page.get_by_role("region", name="Confusion A", exact=True)
+    expect(region.locator(".cm-cell")).to_have_count(10_000)
+    axis = region.locator(".axis.true")
+    expect(axis).to_have_count(100)
+    expect(axis.last).to_have_attribute("title", "true kind-99")
+    matrix = region.locator(".matrix")
+    overflow, scrolls = matrix.evaluate("m => [getComputedStyle(m).overflowY, m.scrollHeight > m.clientHeight]")
+    assert overflow == "auto" and scrolls  # a box of its own that scrolls, not a page 100 rows tall
+    cell = region.locator('.cm-cell[data-true="99"][data-pred="99"]')
+    assert cell.bounding_box()["width"] >= 11 and cell.text_content() == ""  # small squares, counts on hover
+    expect(cell).to_have_attribute("title", re.compile(r"^true kind-99, predicted kind-99: \d+ images?"))
+    cell.click()
+    expect(page.locator("#cell-title")).to_have_text("True kind-99, predicted kind-99 (right)")
+    expect(page.locator("#scores-table tbody tr")).to_have_count(100)
+    expect(page.locator("#maps-a .layer")).to_have_count(1)
     assert page.problems == []

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from cnn import infer
 from cnn.config import ConfigError
 
-from .api import body, runs, test_set
+from .api import body, dataset_info, runs, test_set
 
 bp = Blueprint("insight", __name__)
 GALLERY = 24  # images per gallery answer
@@ -31,7 +31,11 @@ def analysis_of(run):
         raise NotReady(reason)
     cache = current_app.extensions.setdefault("analyses", OrderedDict())  # run id -> analysis, oldest use first
     if run.id not in cache:
-        cache[run.id] = json.loads(runs().analysis_path(run.id).read_text())
+        result = json.loads(runs().analysis_path(run.id).read_text())
+        if "classes" not in result:  # written before datasets had names and shapes: 28x28 grey, ten classes
+            result["classes"] = dataset_info(run.config.dataset).classes
+            result["shape"] = [1, 28, 28]
+        cache[run.id] = result
         if len(cache) > CACHED_ANALYSES:
             cache.popitem(last=False)
     cache.move_to_end(run.id)
@@ -61,7 +65,7 @@ def confusion_cell(run_id):
     """Test images of true class `true` that the run predicted as `pred`."""
     run = runs().get(run_id)
     result = analysis_of(run)
-    n = len(result.get("classes", range(10)))
+    n = len(result["classes"])
     true, pred = class_arg("true", n), class_arg("pred", n)
     _, labels = test_set(run.config.dataset)
     hits = [

@@ -5,6 +5,8 @@
 import { SLOT_COLOURS, themeColours } from "./theme.js";
 
 const LAYER_COLOURS = ["#2563eb", "#e8590c", "#15803d", "#9333ea", "#0891b2", "#ca8a04", "#db2777"];
+// past seven layers (ResNet18 has 21 learnable ones) further hues, spread around the wheel
+const layerColour = (i) => LAYER_COLOURS[i] ?? `hsl(${(i * 137.5) % 360}, 65%, 45%)`;
 
 function axis(type, title, { ink, grid }, extra = {}) {
   return { type, title: { display: true, text: title, color: ink }, ticks: { color: ink }, grid: { color: grid }, ...extra };
@@ -46,12 +48,14 @@ export function gradientChart(canvas, layers, range) {
   const positive = (v) => (v > 0 && Number.isFinite(v) ? v : null); // log axis: no zeros
   const datasets = [];
   layers.forEach((layer, i) => {
-    const colour = LAYER_COLOURS[i % LAYER_COLOURS.length];
+    const colour = layerColour(i);
     const points = (values) => layer.samples_seen.map((x, k) => ({ x, y: positive(values[k]) }));
-    datasets.push({ label: `${layer.name} mean`, data: points(layer.mean_abs), borderColor: colour, backgroundColor: colour, borderWidth: 2, pointRadius: 0 });
-    datasets.push({ label: `${layer.name} max`, data: points(layer.max_abs), borderColor: colour, backgroundColor: colour, borderWidth: 1.5, borderDash: [5, 4], pointRadius: 0 });
+    const dot = layer.samples_seen.length < 2 ? 3 : 0; // a short run's one sample is a point, not a line
+    datasets.push({ label: `${layer.name} mean`, data: points(layer.mean_abs), borderColor: colour, backgroundColor: colour, borderWidth: 2, pointRadius: dot });
+    datasets.push({ label: `${layer.name} max`, data: points(layer.max_abs), borderColor: colour, backgroundColor: colour, borderWidth: 1.5, borderDash: [5, 4], pointRadius: dot, pointStyle: "triangle" });
   });
   canvas.dataset.layers = layers.length;
+  canvas.parentElement.classList.toggle("tall", layers.length > 8); // room for a long legend
   return draw(canvas, {
     type: "line",
     data: { datasets },
@@ -67,11 +71,30 @@ export function gradientChart(canvas, layers, range) {
         y: axis("logarithmic", "|gradient|", t, { min: range[0], max: range[1] }),
       },
       plugins: {
-        legend: { labels: { color: t.ink, boxWidth: 18 } },
+        legend: layerLegend(t, layers),
         tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${c.parsed.y.toExponential(2)}` } },
       },
     },
   });
+}
+
+/** One legend entry per layer (its mean line's), which shows or hides both of the layer's lines. */
+function layerLegend(t, layers) {
+  return {
+    labels: {
+      color: t.ink,
+      boxWidth: layers.length > 8 ? 10 : 18,
+      font: { size: layers.length > 8 ? 10 : 12 },
+      filter: (item) => item.datasetIndex % 2 === 0,
+      generateLabels: (chart) =>
+        globalThis.Chart.defaults.plugins.legend.labels.generateLabels(chart).map((item) => ({ ...item, text: layers[item.datasetIndex >> 1]?.name ?? item.text })),
+    },
+    onClick: (event, item, legend) => {
+      const chart = legend.chart, shown = chart.isDatasetVisible(item.datasetIndex);
+      for (const i of [item.datasetIndex, item.datasetIndex + 1]) chart.setDatasetVisibility(i, !shown);
+      chart.update();
+    },
+  };
 }
 
 /** bins: [{low, high, count, confidence, accuracy}] (accuracy null for an empty bin). */

@@ -3,7 +3,7 @@
 
 import { $, el } from "./dom.js";
 import { pct, int } from "./format.js";
-import { confusionGrid, differenceGrid } from "./analysis-heatmap.js";
+import { confusionGrid, differenceGrid, matrixSize } from "./analysis-heatmap.js";
 import { errorText, message, showErrors, thumb } from "./analysis-parts.js";
 import { SLOTS, classesOf, nameOf, watch } from "./analysis-store.js";
 
@@ -14,6 +14,10 @@ export function mountConfusion(store) {
   watch(store, (s) => [s.pair], (state) => {
     if (!state.pair) return;
     const { results, errors } = state.pair;
+    const classes = (results.a ?? results.b)?.confusion.length ?? 10;
+    const section = $(".confusions"); // many classes: the matrices stack and scroll
+    section.dataset.size = matrixSize(classes);
+    section.style.setProperty("--n", classes);
     for (const slot of SLOTS) {
       const grid = $(".matrix", boxes[slot]);
       if (results[slot]) {
@@ -25,12 +29,12 @@ export function mountConfusion(store) {
       }
     }
     const diff = $(".matrix", boxes.diff);
-    if (results.a && results.b) {
+    if (results.a && results.b && results.a.confusion.length === results.b.confusion.length) {
       differenceGrid(diff, results.a.confusion, results.b.confusion, pick("diff"), classesOf(state, "a"));
       message(boxes.diff, "");
     } else {
       diff.replaceChildren();
-      message(boxes.diff, "The difference needs both analyses.");
+      message(boxes.diff, results.a && results.b ? "A and B have different classes: no difference to show." : "The difference needs both analyses.");
     }
   });
 

@@ -3,9 +3,8 @@
 
 import { $, el } from "./dom.js";
 import { int, pct } from "./format.js";
-import { aClass } from "./classes.js";
 import { errorText, message, thumb } from "./analysis-parts.js";
-import { SLOTS, datasetOf, nameOf, watch } from "./analysis-store.js";
+import { SLOTS, aName, nameOf, watch } from "./analysis-store.js";
 
 function answer(state, slot, pred, conf, label) {
   const right = pred === label;
@@ -44,7 +43,7 @@ function showOnly(state, section, slot) {
   const name = (s, label) => nameOf(state, s, label);
   for (const item of items) {
     const answers = el("span", { class: "answers" }, answer(state, "a", item.pred_a, item.conf_a, item.label), answer(state, "b", item.pred_b, item.conf_b, item.label));
-    const title = `test image ${item.index}, ${aClass(datasetOf(state, "a"), item.label)}: A says ${name("a", item.pred_a)} (${pct(item.conf_a, 1)}), B says ${name("b", item.pred_b)} (${pct(item.conf_b, 1)})`;
+    const title = `test image ${item.index}, ${aName(name("a", item.label))}: A says ${name("a", item.pred_a)} (${pct(item.conf_a, 1)}), B says ${name("b", item.pred_b)} (${pct(item.conf_b, 1)})`;
     box.append(thumb(item.image, `true ${name("a", item.label)}`, answers, title));
   }
   if (!items.length) box.append(el("p", { class: "hint", text: "None." }));

@@ -1,15 +1,24 @@
 // Page-level views of the analysis page: the two run pickers (which also keep the URL's ?a=&b=)
-// with the page's message line, and body's data-dataset and data-ready flags.
+// with the page's message line, and body's data-dataset, data-named and data-ready flags.
 
 import { $, el } from "./dom.js";
 import { message } from "./analysis-parts.js";
-import { SLOTS, watch } from "./analysis-store.js";
+import { SLOTS, classesOf, watch } from "./analysis-store.js";
+
+/** A network in a few words: "resnet18", "conv 32-64 · linear 256" (a layer stack) or "16-32-64 k3". */
+function network(c) {
+  if (c.model) return c.model;
+  if (!c.layers) return `${c.channels.join("-")} k${c.kernel_size}`;
+  const outs = (type) => c.layers.filter((l) => l.type === type).map((l) => l.out).join("-");
+  const parts = [["conv", outs("conv")], ["linear", outs("linear")]].filter(([, o]) => o).map(([t, o]) => `${t} ${o}`);
+  return parts.join(" · ") || `${c.layers.length} layers`;
+}
 
 function describe(run) {
   const c = run.config;
   const when = new Date(run.created * 1000).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
   const state = run.analysis === "ready" ? "" : ` · ${run.status}, analysis ${run.analysis ?? "none"}`;
-  return `${run.id} · ${c.channels.join("-")} k${c.kernel_size} ${c.optimizer} lr ${c.lr} · ${c.epochs} ep${c.dataset === "mnist" ? "" : ` · ${c.dataset}`} · ${when}${state}`;
+  return `${run.id} · ${network(c)} ${c.optimizer} lr ${c.lr} · ${c.epochs} ep${c.dataset === "mnist" ? "" : ` · ${c.dataset}`} · ${when}${state}`;
 }
 
 /** The analysed runs as options, plus the chosen id when it is not one of them (so the picker can show it). */
@@ -53,7 +62,11 @@ export function mountPickers(store) {
 export function mountStatus(store) {
   const body = document.body;
   watch(store, (s) => [s.dataset], ({ dataset }) => {
-    if (dataset) body.dataset.dataset = dataset; // class names as words (clothing) need roomier thumbnails
+    if (dataset) body.dataset.dataset = dataset;
+  });
+  watch(store, (s) => [s.pair], (state) => {
+    // class names as words (clothing, CIFAR-10, folders) need roomier thumbnails than digits
+    if (state.pair) body.dataset.named = String(classesOf(state, "a").names.some((n) => n.length > 2));
   });
   watch(store, (s) => [s.ready], ({ ready }) => {
     if (ready) body.dataset.ready = ready;

@@ -1,8 +1,8 @@
 // Small pieces the analysis page's views share: a section's message line, API errors phrased for
-// a person, and a captioned 28x28 thumbnail.
+// a person, and a captioned thumbnail of a test image.
 
-import { paintImage } from "./canvas.js";
 import { $, el } from "./dom.js";
+import { paintPicture } from "./analysis-heatmap.js";
 import { SLOTS } from "./analysis-store.js";
 
 /** Shows a sentence in a section's message line; `detail` (the server's own words) goes in its title. */
@@ -39,10 +39,10 @@ export function showErrors(root, ids, errors, prefix = "") {
   message(root, text ? prefix + text : "", bad.map((s) => `${s.toUpperCase()}: ${errors[s].message}`).join(" "));
 }
 
-/** A test image with a caption: `top` in bold (its truth), `bottom` a string or an element. */
+/** A test image (C, H, W) with a caption: `top` in bold (its truth), `bottom` a string or an element. */
 export function thumb(image, top, bottom, title) {
-  const canvas = el("canvas", { width: 28, height: 28 });
-  paintImage(canvas, image);
+  const canvas = el("canvas");
+  paintPicture(canvas, image);
   const figure = el("figure", { class: "thumb", title }, canvas);
   const caption = el("figcaption");
   if (top) caption.append(el("span", { class: "truth", text: top }));

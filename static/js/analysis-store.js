@@ -4,10 +4,16 @@
 // tell by identity whether its part changed.
 
 import { activations, compareRuns, getAnalysis, getCell, getGradients, getRun, listRuns, samples } from "./api.js";
-import { aClass, className, classNames, shortNames } from "./classes.js";
 
 export const SLOTS = ["a", "b"];
 const POLL_MS = 2000; // while a chosen run is still being analysed
+const SAMPLES = 16; // test images to pick the feature maps' input from
+
+const sameShape = (pixels, [c, h, w]) => pixels.length === c && pixels[0].length === h && pixels[0][0].length === w;
+
+function sampleImage({ images, labels, classes }, i) {
+  return { pixels: images[i], source: `test image ${i} (${aName(classes[labels[i]] ?? String(labels[i]))})`, sample: i };
+}
 
 /** The data set of the run in a slot (MNIST when unknown); A and B are compared on one. */
 export function datasetOf({ runs, ids }, slot) {
@@ -15,8 +21,36 @@ export function datasetOf({ runs, ids }, slot) {
   return runs?.get(ids[slot])?.config.dataset ?? runs?.get(ids[other])?.config.dataset ?? "mnist";
 }
 
-export const classesOf = (state, slot) => ({ names: classNames(datasetOf(state, slot)), short: shortNames(datasetOf(state, slot)) });
-export const nameOf = (state, slot, label) => className(datasetOf(state, slot), label);
+/** The analysis of the run in a slot, else of the other run (null before either is in). */
+function resultOf({ pair }, slot) {
+  return pair?.results[slot] ?? pair?.results[slot === "a" ? "b" : "a"] ?? null;
+}
+
+/** The [channels, height, width] images of the pair have (from its analyses, else the test images loaded). */
+export const shapeOf = (state, slot = "a") => resultOf(state, slot)?.shape ?? state.samples?.shape ?? null;
+
+/** A class name shorter for tight spots (matrix axes): "T-shirt/top" -> "T-shirt", "Ankle boot" -> "Boot". */
+export function shortName(name) {
+  const first = name.split("/")[0];
+  const words = first.split(/\s+/);
+  if (first.length <= 8 || words.length < 2) return first;
+  const last = words.at(-1);
+  return first[0] === first[0].toUpperCase() ? last[0].toUpperCase() + last.slice(1) : last;
+}
+
+/** The class names of the run in a slot, from its analysis: {names, short} (short ones for axes). */
+export function classesOf(state, slot) {
+  const names = resultOf(state, slot)?.classes ?? [];
+  return { names, short: names.map(shortName) };
+}
+
+export const nameOf = (state, slot, label) => resultOf(state, slot)?.classes?.[label] ?? String(label);
+
+/** For sentences like "test image 4, a 7": "a 7", "an 8" for digits; a word stands alone ("Ankle boot"). */
+export function aName(name) {
+  if (!/^\d+$/.test(name)) return name;
+  return `${/^(8\d*|11|18)$/.test(name) ? "an" : "a"} ${name}`;
+}
 
 /** Promise.allSettled answers by slot: {ok: true, value} or {ok: false, error}. */
 function bySlot(settled, slots = SLOTS) {
@@ -53,9 +87,9 @@ export function createStore() {
     gradients: null, // {a, b}: bySlot answers
     compare: null, // {pending} | {needsBoth} | {value} | {error}: the "only one got it right" pair
     cell: null, // {kind: a|b|diff, t, p, answers: null while loading, else bySlot}
-    samples: null, // {dataset, images, labels}: the test images to pick from, last loaded
+    samples: null, // {dataset, images (N, C, H, W), labels, classes, shape}: the test images to pick from
     samplesError: null,
-    image: null, // {pixels (28x28), source (words), sample: index in samples or null}: the maps' input
+    image: null, // {pixels (C, H, W), source (words), sample: index in samples or null, drawn}: the maps' input
     maps: null, // {loading, answers: bySlot or null}: feature maps of image
     ready: null, // body[data-ready]: "empty" | "error" | "partial" | "full", null while loading
   };
@@ -160,22 +194,22 @@ export function createStore() {
     }
   }
 
-  /** The test images to pick from, once per data set; the first becomes the input if none is. */
+  /** The test images to pick from, once per data set; the first becomes the input unless one of their shape is. */
   async function loadSamples(generation) {
     const dataset = datasetOf(state, "a");
     if (state.samples?.dataset === dataset) return;
     let data;
     try {
-      data = await samples(dataset, 16);
+      data = await samples(dataset, SAMPLES);
     } catch (error) {
       set({ samplesError: error });
       return;
     }
     if (stale(generation)) return;
-    const loaded = { dataset, images: data.images, labels: data.labels };
-    const image = state.image
-      ? { ...state.image, sample: null } // its thumbnail is gone
-      : { pixels: data.images[0], source: `test image 0 (${aClass(dataset, data.labels[0])})`, sample: 0 };
+    const loaded = { dataset, images: data.images, labels: data.labels, classes: data.classes, shape: data.shape };
+    // a drawing stays the input where it fits; a test image of another data set gives way to this one's first
+    const kept = state.image?.drawn && sameShape(state.image.pixels, data.shape);
+    const image = kept ? state.image : sampleImage(loaded, 0);
     set({ samples: loaded, samplesError: null, image });
   }
 
@@ -192,13 +226,13 @@ export function createStore() {
   }
 
   function useSample(i) {
-    const { dataset, images, labels } = state.samples;
-    set({ image: { pixels: images[i], source: `test image ${i} (${aClass(dataset, labels[i])})`, sample: i } });
+    set({ image: sampleImage(state.samples, i) });
     showMaps();
   }
 
-  function useDrawing(pixels) {
-    set({ image: { pixels, source: "your drawing", sample: null } });
+  /** A drawing on the pad: 28 rows of 28 grey values. */
+  function useDrawing(rows) {
+    set({ image: { pixels: [rows], source: "your drawing", sample: null, drawn: true } });
     showMaps();
   }
 

@@ -32,10 +32,12 @@ function showScores(state) {
   showErrors(section, state.ids, errors);
   if (!results.a && !results.b) return;
   const named = results.a ? "a" : "b";
-  for (let c = 0; c < 10; c++) {
+  const classes = Math.max(...SLOTS.map((s) => results[s]?.per_class.length ?? 0));
+  section.dataset.many = String(classes > 20); // a long table scrolls under its header
+  for (let c = 0; c < classes; c++) {
     const row = el("tr", {}, el("th", { scope: "row", text: nameOf(state, named, c) }));
     for (const metric of ["precision", "recall", "f1"]) {
-      const values = SLOTS.map((s) => results[s]?.per_class[c][metric] ?? null);
+      const values = SLOTS.map((s) => results[s]?.per_class[c]?.[metric] ?? null);
       const cells = SLOTS.map((s, i) => el("td", { class: `col-${s}`, text: fixed(values[i], 3) }));
       mark(cells, values);
       row.append(...cells);
