@@ -135,6 +135,7 @@ def analyse(cfg, data_dir, weights_path, device, info, bf16=False, cache_dir=Non
         "test_samples": len(labels),
         # per test image, for galleries: predicted class and its probability
         "predictions": preds.tolist(),
+        "labels": labels.tolist(),  # the test set as it was: a folder changed later is noticed, not miscounted
         "confidences": [round(c, 4) for c in confs.tolist()],
     }
 

@@ -93,7 +93,8 @@ class Norm:
 
     def factors(self, device):
         if device not in self.on:
-            mean, std = torch.tensor(self.mean), torch.tensor(self.std)
+            # a channel of one constant value has no spread: its pixels normalise to 0, not to NaN
+            mean, std = torch.tensor(self.mean), torch.tensor(self.std).clamp_min(1e-6)
             scale, shift = (1 / (255 * std)).view(-1, 1, 1), (mean / std).view(-1, 1, 1)
             self.on[device] = (scale.to(device), shift.to(device))
         return self.on[device]

@@ -30,7 +30,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MIN_CLASSES, MAX_CLASSES = 2, 100
 MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 28, 64, 32
 TEST_FRACTION, SPLIT_SEED = 0.2, 0  # a folder with no test/ gives this share of each class to the test split
-CACHE_VERSION = 2  # bump when the decoding changes, so old cache files are not trusted
+CACHE_VERSION = 3  # bump when the decoding changes, so old cache files are not trusted
 ORDER_SEED = 0  # class folders are read class by class; a fixed shuffle mixes them, so "the first N" is fair
 
 
@@ -51,8 +51,10 @@ class Info:
 
 
 def check_name(name):
-    """A dataset name, or ConfigError naming `dataset`: names are never paths."""
-    if isinstance(name, str) and (name in BUILTIN or FOLDER_NAME.fullmatch(name)):
+    """A dataset name, or ConfigError naming `dataset`: names are never paths. Built-in names in any case."""
+    if isinstance(name, str) and name.lower() in BUILTIN:
+        return name.lower()
+    if isinstance(name, str) and FOLDER_NAME.fullmatch(name):
         return name
     raise ConfigError("dataset", NAME_RULE)
 
@@ -256,15 +258,22 @@ class Folder:
             unknown = sorted(set(tested) - set(classes))
             if unknown:
                 raise DataError(f"{root.resolve() / 'test'} has classes not in train/: {', '.join(unknown)}.")
+            if not tested:
+                raise DataError(f"{root.resolve() / 'test'} holds no image; fill it or remove it for a seeded split.")
             return classes, labelled(found, classes), labelled(tested, classes)
         train, test = [], []
         generator = torch.Generator().manual_seed(SPLIT_SEED)
         for label, cls in enumerate(classes):
             files = found[cls]
-            n_test = round(len(files) * TEST_FRACTION) if len(files) > 1 else 0
+            # every class with two images or more gives the test split one at least
+            n_test = max(1, round(len(files) * TEST_FRACTION)) if len(files) > 1 else 0
             order = torch.randperm(len(files), generator=generator).tolist()
             test += [(files[i], label) for i in sorted(order[:n_test])]
             train += [(files[i], label) for i in sorted(order[n_test:])]
+        if not test:
+            raise DataError(
+                f"{root.resolve()} gives no test image: add a test/ folder, or two images or more per class."
+            )
         return classes, train, test
 
     def class_names(self, data_dir):
@@ -318,9 +327,10 @@ def is_grey(path):
     """True when the file stores one grey channel (PNG colour types 0 and 4, one-component JPEG), read from
     its header only."""
     with open(path, "rb") as f:
-        head = f.read(65_536)
-    if head[:8] == b"\x89PNG\r\n\x1a\n":
-        return len(head) > 25 and head[25] in (0, 4)
+        head = f.read(32)  # a PNG says it in its first 26 bytes; a JPEG may need its first segments
+        if head[:8] == b"\x89PNG\r\n\x1a\n":
+            return len(head) > 25 and head[25] in (0, 4)
+        head += f.read(65_536)
     i = 2  # JPEG: walk the segments to the frame header (SOFn), whose byte 9 counts the components
     while i + 9 < len(head) and head[i] == 0xFF:
         marker = head[i + 1]
@@ -338,7 +348,7 @@ def decode(files, mode, size):
         warnings.simplefilter("ignore", DeprecationWarning)
         for i, (path, _) in enumerate(files):
             try:
-                image = decode_image(read_file(os.fspath(path)), mode=mode)
+                image = as_uint8(decode_image(read_file(os.fspath(path)), mode=mode))
             except (RuntimeError, ValueError) as exc:
                 raise DataError(f"Could not decode {path}: {exc}") from None
             if image.shape[1:] != (size, size):
@@ -347,6 +357,15 @@ def decode(files, mode, size):
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
     order = torch.randperm(len(files), generator=torch.Generator().manual_seed(ORDER_SEED))
     return images[order], labels[order]
+
+
+def as_uint8(image):
+    """A 16-bit PNG decodes to uint16: scaled to 0..255, not cut to its low byte."""
+    if image.dtype == torch.uint8:
+        return image
+    from torchvision.transforms.v2.functional import to_dtype
+
+    return to_dtype(image, torch.uint8, scale=True)
 
 
 def fingerprint(items, root):

@@ -40,7 +40,8 @@ TO_CLIENT = {
         "an epoch ended and was tested on the full test set (and validated: val_* are null without a share)",
     ),
     RUN_FINISHED: (
-        ("run_id", "epochs", "best_epoch", "early_stopped", "samples_seen", "train_seconds", "peak_memory_bytes"),
+        ("run_id", "epochs", "best_epoch", "early_stopped", "test_acc", "samples_seen", "train_seconds")
+        + ("peak_memory_bytes",),
         "training ended; epochs is how many ran, best_epoch the validation's pick (null without a share)",
     ),
     RUN_STOPPED: (("run_id",), "the worker has ended after a stop"),

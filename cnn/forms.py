@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from . import infer
+from . import data, infer
 from .models import build_model
 
 FORMS = ("plain", "pool_first", "first_conv")
@@ -153,10 +153,12 @@ def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_
     rates = {label: round(r, 1) for label, r in rates.items()}
     fallback = name("plain", cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16))
     best = max(rates, key=rates.get) if rates else fallback if fallback in known else name(*options[0])
-    entries = read_cache(path)  # another worker may have written meanwhile
-    entries[entry_key] = {"choice": best, "rates": rates}
     try:
-        write_cache(path, entries)
+        os.makedirs(os.fspath(cache_dir), exist_ok=True)
+        with data.exclusive(path + ".lock"):  # two workers timing at once: neither entry is lost
+            entries = read_cache(path)
+            entries[entry_key] = {"choice": best, "rates": rates}
+            write_cache(path, entries)
     except OSError:  # a read-only cache folder: the choice still holds for this run
         pass
     form, precision = best.split("/")

@@ -21,6 +21,7 @@ BATCH = 1000  # images per forward pass when a whole set is classified
 MAX_IMAGES = 64  # per predict request
 MAX_SIDE = 64  # the largest dataset side an image may be sent at
 MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_PIXELS = 4096 * 4096
 CACHED_MODELS = 8
 
 
@@ -152,6 +153,9 @@ def parse_file(value, shape, name="file"):
         raise ConfigError(name, "is an empty file; send a PNG or JPEG image")
     if not (raw.startswith(b"\x89PNG\r\n\x1a\n") or raw.startswith(b"\xff\xd8")):
         raise ConfigError(name, "is not a PNG or JPEG image")
+    width, height = image_size(raw)
+    if width * height > MAX_PIXELS:  # a few kilobytes can describe gigabytes of pixels: refused before decoding
+        raise ConfigError(name, f"is {width}x{height} pixels; an image may have at most {MAX_PIXELS:,} (4096x4096)")
     mode = ImageReadMode.GRAY if shape[0] == 1 else ImageReadMode.RGB
     try:
         with warnings.catch_warnings():
@@ -161,9 +165,27 @@ def parse_file(value, shape, name="file"):
         raise ConfigError(name, "could not be decoded: the image is truncated or damaged") from None
     if image.shape[1] < 1 or image.shape[2] < 1:
         raise ConfigError(name, "has no pixels")
+    if image.dtype != torch.uint8:  # a 16-bit PNG: scaled to 0..255, not cut
+        from torchvision.transforms.v2.functional import to_dtype
+
+        image = to_dtype(image, torch.uint8, scale=True)
     if tuple(image.shape[1:]) != tuple(shape[1:]):
         image = resize(image, list(shape[1:]), antialias=True)
     return image.float().div_(255)
+
+
+def image_size(raw):
+    """(width, height) from a PNG's IHDR or a JPEG's frame header, read without decoding; (0, 0) when the
+    header is cut short (the decoder then says the file is damaged)."""
+    if raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        return (int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")) if len(raw) >= 24 else (0, 0)
+    i = 2
+    while i + 9 < len(raw) and raw[i] == 0xFF:
+        marker = raw[i + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start-of-frame segment
+            return int.from_bytes(raw[i + 7 : i + 9], "big"), int.from_bytes(raw[i + 5 : i + 7], "big")
+        i += 2 + int.from_bytes(raw[i + 2 : i + 4], "big")
+    return 0, 0
 
 
 def checkpoint(path):
@@ -223,11 +245,11 @@ class Predictor:
     def meta(self, run, path):
         return self.entry(run, path)[2]
 
-    def probabilities(self, run, path, images):
+    def probabilities(self, run, path, images, field="images"):
         """images float (B, C, H, W) in [0, 1], the run's shape -> probabilities (B, classes)."""
         _, model, meta, norm = self.entry(run, path)
         if list(images.shape[1:]) != list(meta["shape"]):
             c, h, w = meta["shape"]
             kind = "grey" if c == 1 else "RGB"
-            raise ConfigError("images", f"must be {kind} {h}x{w} images for run {run.id} ({meta['dataset']})")
+            raise ConfigError(field, f"must be {kind} {h}x{w} images for run {run.id} ({meta['dataset']})")
         return probabilities(model, images.mul(255), norm)

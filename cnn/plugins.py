@@ -255,6 +255,8 @@ class RunEvents:
             "epochs": t.epoch,
             "best_epoch": t.best_epoch,
             "early_stopped": t.early_stopped,
+            # the test accuracy of the weights the run keeps: the best epoch's, or the last one's
+            "test_acc": t.best_test_acc if t.best_epoch is not None else getattr(t, "test_acc", None),
             "samples_seen": t.samples_seen,
             "train_seconds": t.train_seconds,
             "peak_memory_bytes": self.memory.grown(t.device),

@@ -6,12 +6,13 @@ PLAN_STEPS = 20  # steps per epoch simulated for a planned curve: the shapes do 
 
 
 def make_scheduler(cfg, optimizer, steps_per_epoch):
-    """none -> None; step: the rate divided by 10 after each third of the epochs; cosine: down to 0 over
-    the run; onecycle: up from lr/25 to lr over the first 30% of steps, then down to lr/250,000."""
+    """none -> None; step: the rate divided by 10 after the first and after the second third of the steps;
+    cosine: down to 0 over the run; onecycle: up from lr/25 to lr over the first 30% of steps, then down to
+    lr/250,000."""
     total = max(1, cfg.epochs * steps_per_epoch)
     if cfg.schedule == "step":
-        every = max(1, cfg.epochs // 3) * steps_per_epoch
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, every), gamma=0.1)
+        milestones = sorted({max(1, round(total / 3)), max(1, round(2 * total / 3))})
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if cfg.schedule == "onecycle":

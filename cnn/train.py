@@ -66,6 +66,8 @@ def split_validation(images, labels, share, seed):
     """-> (train images, train labels, validation images, validation labels): a seeded share of the
     training set held out; the test set is never touched."""
     n_val = round(len(images) * share)
+    if share and not n_val and len(images) >= 2:  # a share asked for is never silently nothing
+        n_val = 1
     if not n_val:
         return images, labels, images[:0], labels[:0]
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
@@ -115,7 +117,7 @@ class Trainer:
         self.train_seconds = self.paused = 0.0
         self.stopped = self.early_stopped = self.improved = False
         self.best_epoch, self.best_score, self.best_state = None, None, None
-        self.val_loss = self.val_acc = None
+        self.val_loss = self.val_acc = self.best_test_acc = None
         self.scheduler, self.drop_single = None, False
         self.lr = cfg.lr
         self.callbacks = {point: [] for point in POINTS}
@@ -171,6 +173,8 @@ class Trainer:
         # batch norm cannot train on a batch of one image: a last batch of one is skipped
         self.drop_single = has_batchnorm(self.model) and len(self.images) % cfg.batch_size == 1
         self.steps = -(-len(self.images) // cfg.batch_size) - self.drop_single
+        if not self.steps:
+            raise ValueError("batch norm needs at least 2 training images a batch; raise train_samples")
         self.scheduler = make_scheduler(cfg, self.optimizer, self.steps)
 
     def run(self):
@@ -185,7 +189,8 @@ class Trainer:
             self.eval_seconds = time.perf_counter() - started
             self.fire("on_epoch_end")
             patience = self.cfg.patience
-            if patience and self.epoch - self.best_epoch >= patience and self.epoch < self.cfg.epochs:
+            watched = self.best_epoch is not None
+            if patience and watched and self.epoch - self.best_epoch >= patience and self.epoch < self.cfg.epochs:
                 self.early_stopped = True
                 break
         if self.best_state is not None and not self.stopped:
@@ -204,6 +209,7 @@ class Trainer:
         score = (self.val_acc, -self.val_loss)  # accuracy first; the loss breaks a tie
         if self.best_score is None or score > self.best_score:
             self.best_score, self.best_epoch, self.improved = score, self.epoch, True
+            self.best_test_acc = self.test_acc
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def train_epoch(self, epoch):

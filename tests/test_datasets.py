@@ -100,7 +100,7 @@ def test_listing_finds_folder_datasets(tmp_path):
     assert names == ["mnist", "fashion_mnist", "cifar10", "folder:pets"]
 
 
-@pytest.mark.parametrize("name", ["../x", "folder:../../etc", "folder:a/b", "", "folder:", "CIFAR10", None])
+@pytest.mark.parametrize("name", ["../x", "folder:../../etc", "folder:a/b", "", "folder:", "svhn", None])
 def test_bad_names_are_refused(name, tmp_path):
     with pytest.raises(ConfigError) as caught:
         datasets.load(name, tmp_path, train=False, cache_dir=tmp_path / "cache")
@@ -116,3 +116,9 @@ def test_api_lists_datasets(server):
     }
     assert listed["cifar10"]["classes"] == CIFAR10 and listed["mnist"]["classes"] == list("0123456789")
     assert listed["fashion_mnist"]["classes"][-1] == "Ankle boot"
+
+
+def test_a_folder_of_two_images_a_class_still_has_a_test_split(tmp_path):
+    make_folder(tmp_path, "pairs", test=False, per_class=2)
+    info = datasets.describe("folder:pairs", tmp_path)
+    assert (info.train, info.test) == (3, 3)  # one of each class's two goes to the test split

@@ -2,7 +2,9 @@
 writes, upload-to-predict, and the 4xx every bad layer stack or upload gets."""
 
 import base64
+import io
 
+import numpy as np
 import pytest
 import torch
 from conftest import server_in
@@ -91,6 +93,17 @@ def test_an_image_folder_trains_and_predicts(data_dir, tmp_path, channels):
         assert run["metrics"]["epoch"][-1]["test_acc"] >= 0.6
 
 
+def test_a_16_bit_png_is_scaled_not_cut():
+    from PIL import Image
+
+    from cnn.infer import parse_file
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((8, 8), 0x8000, dtype=np.uint16)).save(buffer, format="PNG")  # mid-grey in 16 bits
+    pixels = parse_file(b64(buffer.getvalue()), [1, 8, 8])
+    assert pixels.shape == (1, 8, 8) and pixels.mean().item() == pytest.approx(0.5, abs=0.01)
+
+
 def truncated_png():
     raw = png(torch.zeros(3, 32, 32, dtype=torch.uint8) + 90)
     return raw[: len(raw) // 2]
@@ -111,6 +124,7 @@ BAD_UPLOADS = [
     ({"file": "data:image/png;base64,@@@"}, "not base64"),
     ({"file": b64(png(torch.zeros(3, 8, 8, dtype=torch.uint8))), "image": [[0]]}, "exactly one of"),
     ({}, "exactly one of"),
+    ({"file": b64(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (100_000).to_bytes(4, "big") * 2 + bytes(20))}, "pixels"),
     ({"file": b64(png(torch.zeros(3, 8, 8, dtype=torch.uint8))), "images": []}, "exactly one of"),
 ]
 

@@ -220,6 +220,9 @@ def test_schedules_move_the_rate_as_planned(data_dir):
     assert rates[1] < 1e-4  # cosine ends near zero
     step = train(data_dir, None, schedule="step", epochs=3, train_samples=640, lr=0.01)
     assert [e["lr"] for e in of(step, "epoch")] == pytest.approx([0.01, 0.001, 0.0001])
+    for epochs in (4, 5, 10):  # two drops, whatever the count: after a third of the run and after two thirds
+        rates = sorted({lr for _, lr in planned_rates(validate({"schedule": "step", "epochs": epochs, "lr": 0.01}))})
+        assert rates == pytest.approx([0.0001, 0.001, 0.01])
 
 
 def test_augmentation_crops_and_flips_whole_batches():
@@ -236,3 +239,10 @@ def test_augmentation_crops_and_flips_whole_batches():
             kept = out[i][out[i] > 0]
             assert set(kept.tolist()) <= set(images[i].flatten().tolist())
     assert torch.equal(augment(images, 0, False, generator), images)
+
+
+def test_a_validation_share_of_a_tiny_set_holds_out_one_image(data_dir):
+    events = train(data_dir, None, train_samples=4, validation=0.1, patience=1, channels=[4], batch_size=2, epochs=3)
+    started, finished = of(events, "run_started")[0], of(events, "run_finished")[0]
+    assert (started["train_samples"], started["validation_samples"]) == (3, 1)
+    assert finished["best_epoch"] is not None

@@ -115,8 +115,16 @@ def group_verdict(group):
     for r in members:
         if r.analysis == "ready":
             analyses[r.id] = json.loads(runs().analysis_path(r.id).read_text())
-    dataset = members[0].config.dataset
-    _, labels = test_set(dataset)
+    names = sorted({r.config.dataset for r in members})
+    if len(names) > 1:
+        raise ConfigError(
+            "group", f"was trained on {' and '.join(names)}: accuracies on different test sets cannot be compared"
+        )
+    _, labels = test_set(names[0])
+    for r in members:
+        stored = analyses.get(r.id, {}).get("labels")
+        if stored is not None and stored != labels.tolist():
+            raise Busy(f"{names[0]} changed since run {r.id} was analysed; its predictions are of other images.")
     summaries = [{"id": r.id, "slot": r.slot, "seed": r.config.seed, "status": r.status} for r in members]
     return jsonify(verdict(summaries, analyses, labels.tolist()))
 
@@ -179,7 +187,7 @@ def predict():
         run = manager.get(run_id)
         path = manager.weights_path(run.id)
         shown = images if images is not None else parse_file(data["file"], predictor.meta(run, path)["shape"])[None]
-        probs = predictor.probabilities(run, path, shown)
+        probs = predictor.probabilities(run, path, shown, "images" if batched else "image")
         labels = probs.argmax(1).tolist()
         if batched:
             out.append({"run_id": run.id, "labels": labels, "probs": probs.tolist()})
@@ -210,7 +218,11 @@ def augment_preview():
     """The first `count` training images of a dataset, augmented as a run with `augment` would see them:
     pixels in [0, 1] as (count, channels, height, width), beside the originals."""
     data = body()
+    unknown = sorted(set(data) - {"dataset", "augment", "count", "seed"})
+    if unknown:
+        raise ConfigError(unknown[0], "is not understood; send dataset, augment, count and seed")
     name = datasets.check_name(data.get("dataset", "mnist"))
+    info = dataset_info(name)
     cfg = validate({"dataset": name, "augment": data.get("augment", {}), "seed": data.get("seed", 0)})
     count = data.get("count", 16)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SAMPLES:
@@ -223,7 +235,7 @@ def augment_preview():
         original=original.float().div(255).tolist(),
         augmented=changed.float().div(255).tolist(),
         labels=labels[:count].tolist(),
-        classes=dataset_info(name).classes,
+        classes=info.classes,
     )
 
 
@@ -238,14 +250,27 @@ def test_set(name):
     return split_of(name, train=False)
 
 
+def in_thread(fn, *args):
+    """fn(*args) in a real OS thread under eventlet (the server), directly otherwise (tests, the CLI)."""
+    try:
+        from eventlet import patcher, tpool
+    except ImportError:
+        return fn(*args)
+    return tpool.execute(fn, *args) if patcher.is_monkey_patched("thread") else fn(*args)
+
+
 def train_set(name):
     return split_of(name, train=True)
 
 
 def split_of(name, train):
     """Built-in splits are held in memory; a folder's is read from the decoded cache each time, whose key
-    follows the files, so a changed folder is seen at once."""
-    load = lambda: datasets.load(name, current_app.config["DATA_DIR"], train, runs().cache_dir)  # noqa: E731
+    follows the files, so a changed folder is seen at once. Decoding runs in an OS thread (eventlet's tpool),
+    so live curves keep flowing; a dataset not on disk is never downloaded from a request."""
+    if not dataset_info(name).on_disk:
+        raise ConfigError("dataset", f"{name} is not on disk yet: the first run of it downloads it")
+    data_dir, cache_dir = current_app.config["DATA_DIR"], runs().cache_dir
+    load = lambda: in_thread(datasets.load, name, data_dir, train, cache_dir)  # noqa: E731
     if name not in datasets.BUILTIN:
         return load()
     cache = current_app.extensions.setdefault("splits", {})

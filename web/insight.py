@@ -13,7 +13,7 @@ from .api import body, dataset_info, runs, test_set
 bp = Blueprint("insight", __name__)
 GALLERY = 24  # images per gallery answer
 CACHED_ANALYSES = 8  # each holds two numbers per test image
-PER_IMAGE = ("predictions", "confidences")  # big per-test-image arrays, served through the galleries
+PER_IMAGE = ("predictions", "confidences", "labels")  # big per-test-image arrays, served through the galleries
 
 
 class NotReady(RuntimeError):
@@ -60,6 +60,17 @@ def class_arg(name, classes=10):
     return int(value)
 
 
+def labels_of(run, result):
+    """The test labels the analysis was made against, or a 409 when a folder dataset changed since: its
+    stored predictions are of other images."""
+    labels = test_set(run.config.dataset)[1].tolist()
+    if result.get("labels", labels) != labels:
+        raise NotReady(
+            f"{run.config.dataset} changed since run {run.id} was analysed; its predictions are of other images."
+        )
+    return labels
+
+
 @bp.get("/api/runs/<run_id>/confusion")
 def confusion_cell(run_id):
     """Test images of true class `true` that the run predicted as `pred`."""
@@ -67,12 +78,8 @@ def confusion_cell(run_id):
     result = analysis_of(run)
     n = len(result["classes"])
     true, pred = class_arg("true", n), class_arg("pred", n)
-    _, labels = test_set(run.config.dataset)
-    hits = [
-        i
-        for i, (y, p) in enumerate(zip(labels.tolist(), result["predictions"], strict=True))
-        if y == true and p == pred
-    ]
+    labels = labels_of(run, result)
+    hits = [i for i, (y, p) in enumerate(zip(labels, result["predictions"], strict=True)) if y == true and p == pred]
     shown = hits[:GALLERY]
     return jsonify(
         count=len(hits),
@@ -92,9 +99,10 @@ def compare():
     if a.config.dataset != b.config.dataset:
         raise ConfigError("b", "must be trained on the same dataset as a to compare them")
     ra, rb = analysis_of(a), analysis_of(b)
-    _, labels = test_set(a.config.dataset)
+    labels = labels_of(a, ra)
+    labels_of(b, rb)
     only = {"a": [], "b": []}
-    for i, (y, pa, pb) in enumerate(zip(labels.tolist(), ra["predictions"], rb["predictions"], strict=True)):
+    for i, (y, pa, pb) in enumerate(zip(labels, ra["predictions"], rb["predictions"], strict=True)):
         if (pa == y) != (pb == y):
             only["a" if pa == y else "b"].append(i)
 
