@@ -82,7 +82,7 @@ class RunConfig(BaseModel):
     )
     optimizer: Literal["adam", "sgd", "rmsprop"] = Field("adam", description="sgd uses momentum 0.9")
     lr: float = Field(1e-3, ge=1e-5, le=1, allow_inf_nan=False, description="learning rate")
-    weight_decay: float = Field(0, ge=0, le=0.1, allow_inf_nan=False, description="decoupled, as in AdamW")
+    weight_decay: float = Field(0, ge=0, le=0.1, allow_inf_nan=False, description="decoupled for adam (AdamW), L2 for sgd and rmsprop")
     schedule: Literal["none", "step", "cosine", "onecycle"] = Field(
         "none", description="the learning rate over the run: step divides it by 10 each third"
     )
