@@ -5,46 +5,74 @@
 // Points are buffered and drawn at most once per animation frame with update("none");
 // the decimation plugin keeps tens of thousands of points smooth. Chart comes from
 // /vendor/chart.umd.js (a classic script, loaded before the modules).
+//
+// For a group trained over seeds the test and validation lines carry means (handed whole with setSeries),
+// the test line gets a shaded band between its "lo" and "hi" series and, with whiskers, error bars at its
+// markers (points {x, y, lo, hi, n}); "s0".."s9" are thin test lines of single seeds, and the training line
+// is drawn per seed ("batch" the first, "b1".."b9" the others: their batches are sampled at other steps).
 import { alpha, onSchemeChange, SLOT_COLOURS as COLOURS, themeColours } from "./theme.js";
 
-const SLOTS = ["a", "b"], KINDS = ["batch", "epoch", "val"];
+export const MAX_SEEDS = 10; // the server's most repeats
+const SLOTS = ["a", "b"], LINES = ["batch", "epoch", "val"];
+const SEED_KINDS = Array.from({ length: MAX_SEEDS }, (_, k) => `s${k}`);
+const BATCH_KINDS = Array.from({ length: MAX_SEEDS - 1 }, (_, k) => `b${k + 1}`); // seeds after the first
+const KINDS = [...LINES, "lo", "hi", ...SEED_KINDS, ...BATCH_KINDS]; // "hi" right after "lo": it fills down to it
+const isBatch = (kind) => kind === "batch" || BATCH_KINDS.includes(kind);
 const NAMES = { batch: "train", epoch: "test", val: "validation" };
 
+// Error bars: a vertical line with caps from lo to hi at each point of a dataset marked `whiskers`.
+const WHISKERS = {
+  id: "whiskers",
+  afterDatasetsDraw(chart) {
+    const { ctx, chartArea: area, scales } = chart;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(area.left, area.top, area.right - area.left, area.bottom - area.top);
+    ctx.clip();
+    chart.data.datasets.forEach((ds, i) => {
+      if (!ds.whiskers || !chart.isDatasetVisible(i)) return;
+      ctx.strokeStyle = ds.borderColor;
+      ctx.lineWidth = 1.5;
+      chart.getDatasetMeta(i).data.forEach((point, j) => {
+        const raw = ds.data[j];
+        if (!raw || !(raw.hi > raw.lo)) return;
+        const top = scales.y.getPixelForValue(raw.hi), bottom = scales.y.getPixelForValue(raw.lo);
+        ctx.beginPath();
+        ctx.moveTo(point.x, top);
+        ctx.lineTo(point.x, bottom);
+        for (const y of [top, bottom]) {
+          ctx.moveTo(point.x - 4, y);
+          ctx.lineTo(point.x + 4, y);
+        }
+        ctx.stroke();
+      });
+    });
+    ctx.restore();
+  },
+};
+
 export class CurveChart {
-  /** canvas: its aria-label names the chart; yTitle: axis title; percent: y in 0..100 */
-  constructor(canvas, { yTitle, percent = false }) {
+  /** canvas: its aria-label names the chart; yTitle: axis title; percent: y in 0..100; whiskers: error bars on
+   * the test line's points where they carry a band */
+  constructor(canvas, { yTitle, percent = false, whiskers = false }) {
     this.canvas = canvas;
     this.percent = percent;
+    this.whiskers = whiskers;
     this.series = {}; // "a.batch" -> [{x, y}]; the chart is handed copies
     this.marks = { a: null, b: null }; // slot -> x of the epoch the run keeps (its best by validation), or null
+    this.bandName = "min–max"; // what the band spans, for the tooltip
     const datasets = [];
     for (const slot of SLOTS) {
       for (const kind of KINDS) {
         this.series[`${slot}.${kind}`] = [];
-        const bold = kind !== "batch"; // an epoch's measure: test or validation
-        // the kept epoch's point is a star; scriptable, so a mark that moves needs no new data
-        const marked = (ctx) => bold && ctx.raw && ctx.raw.x === this.marks[slot];
-        datasets.push({
-          label: `${slot.toUpperCase()} ${NAMES[kind]}`,
-          kind,
-          data: [],
-          borderColor: bold ? COLOURS[slot] : alpha(COLOURS[slot], 0.55),
-          backgroundColor: kind === "val" ? alpha(COLOURS[slot], 0.25) : COLOURS[slot],
-          borderWidth: kind === "epoch" ? 3 : kind === "val" ? 2 : 1,
-          borderDash: kind === "val" ? [6, 4] : [],
-          pointRadius: (ctx) => (marked(ctx) ? 9 : bold ? 4 : 0),
-          pointStyle: (ctx) => (marked(ctx) ? "star" : kind === "val" ? "triangle" : bold ? "circle" : "line"),
-          pointBorderWidth: (ctx) => (marked(ctx) ? 2 : 1),
-          pointHoverRadius: bold ? 6 : 3,
-          tension: 0,
-          order: bold ? 0 : 1, // epoch curves drawn on top
-        });
+        datasets.push(LINES.includes(kind) || isBatch(kind) ? this.line(slot, kind) : this.extra(slot, kind));
       }
     }
     const Chart = globalThis.Chart;
     this.chart = new Chart(canvas, {
       type: "line",
       data: { datasets },
+      plugins: whiskers ? [WHISKERS] : [],
       options: {
         parsing: false, // data are {x, y} already; needed by decimation
         normalized: true, // x values are sorted and unique per dataset
@@ -64,11 +92,17 @@ export class CurveChart {
               boxWidth: 18,
               usePointStyle: true,
               sort: (a, b) => a.datasetIndex - b.datasetIndex,
-              // a validation line is named once a run has one
-              filter: (item, data) => data.datasets[item.datasetIndex].kind !== "val" || data.datasets[item.datasetIndex].data.length > 0,
+              // a validation line is named once a run has one, the band once a group has one; single seeds never
+              filter: (item, data) => {
+                const { kind, data: points } = data.datasets[item.datasetIndex];
+                return kind === "batch" || kind === "epoch" || ((kind === "val" || kind === "hi") && points.length > 0);
+              },
             },
           },
-          tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${this.format(c.parsed.y)}` } },
+          tooltip: {
+            filter: (item) => !["lo", "hi"].includes(item.dataset.kind),
+            callbacks: { label: (c) => this.tooltip(c) },
+          },
         },
       },
     });
@@ -77,6 +111,55 @@ export class CurveChart {
     // the colours live in CSS under prefers-color-scheme; re-read them when the scheme changes
     onSchemeChange(() => this.applyTheme());
     this.publish();
+  }
+
+  /** One of the slot's main lines: training per batch (of one seed), test or validation per epoch. */
+  line(slot, kind) {
+    const bold = !isBatch(kind); // an epoch's measure: test or validation
+    // the kept epoch's point is a star; scriptable, so a mark that moves needs no new data
+    const marked = (ctx) => bold && ctx.raw && ctx.raw.x === this.marks[slot];
+    return {
+      label: `${slot.toUpperCase()} ${NAMES[kind] ?? NAMES.batch}`,
+      kind,
+      data: [],
+      whiskers: this.whiskers && kind === "epoch",
+      borderColor: bold ? COLOURS[slot] : alpha(COLOURS[slot], 0.55),
+      backgroundColor: kind === "val" ? alpha(COLOURS[slot], 0.25) : COLOURS[slot],
+      borderWidth: kind === "epoch" ? 3 : kind === "val" ? 2 : 1,
+      borderDash: kind === "val" ? [6, 4] : [],
+      pointRadius: (ctx) => (marked(ctx) ? 9 : bold ? 4 : 0),
+      pointStyle: (ctx) => (marked(ctx) ? "star" : kind === "val" ? "triangle" : bold ? "circle" : "line"),
+      pointBorderWidth: (ctx) => (marked(ctx) ? 2 : 1),
+      pointHoverRadius: bold ? 6 : 3,
+      tension: 0,
+      order: bold ? 0 : 1, // epoch curves drawn on top
+    };
+  }
+
+  /** A band's edge ("hi" fills down to "lo") or a single seed's thin test line, drawn under the means. */
+  extra(slot, kind) {
+    const band = kind === "lo" || kind === "hi";
+    return {
+      label: band ? `${slot.toUpperCase()} ${this.bandName}` : `${slot.toUpperCase()} seed`,
+      kind,
+      data: [],
+      borderColor: band ? "transparent" : alpha(COLOURS[slot], 0.5),
+      backgroundColor: alpha(COLOURS[slot], band ? 0.18 : 0.5),
+      borderWidth: band ? 0 : 1,
+      fill: kind === "hi" ? "-1" : false,
+      pointRadius: band ? 0 : 1.5,
+      pointHoverRadius: band ? 0 : 3,
+      pointStyle: kind === "hi" ? "rect" : "circle",
+      tension: 0,
+      order: band ? 3 : 2,
+    };
+  }
+
+  tooltip(c) {
+    const { raw, dataset } = c;
+    const head = `${dataset.label}: ${this.format(c.parsed.y)}`;
+    if (!(raw?.n > 1)) return head;
+    return `${head} (${this.bandName} ${this.format(raw.lo)} to ${this.format(raw.hi)}, ${raw.n} seeds)`;
   }
 
   /** Takes axis, tick, grid and legend colours from the page's CSS variables (--muted, --grid). */
@@ -98,7 +181,7 @@ export class CurveChart {
   }
 
   reset() {
-    for (const data of Object.values(this.series)) data.length = 0;
+    for (const key of Object.keys(this.series)) this.series[key] = []; // never empties an array handed in
     this.marks = { a: null, b: null };
     this.publish(); // at once: counts of the runs shown before must not outlive them until the next frame
     this.schedule();
@@ -110,6 +193,37 @@ export class CurveChart {
     if (data.length && x <= data[data.length - 1].x) return;
     data.push({ x, y: this.percent ? y * 100 : y });
     this.schedule();
+  }
+
+  /** Hands one series whole (a group's means, a band's edge, a seed's line); the chart reads it as it grows.
+   * Values are as drawn (in percent for a percent chart). */
+  setSeries(slot, kind, points) {
+    this.series[`${slot}.${kind}`] = points;
+    this.schedule();
+  }
+
+  /** Names a line in the legend and the tooltip. */
+  setLabel(slot, kind, label) {
+    const i = SLOTS.indexOf(slot) * KINDS.length + KINDS.indexOf(kind);
+    this.chart.data.datasets[i].label = label;
+    this.schedule();
+  }
+
+  /** What a band spans ("min–max", "mean ± 1 sd"), and how many seeds each slot's band covers (0: none) at
+   * most, and at how many epochs it has a width: published as data-band-a, data-band-points-a. */
+  setBand(name, covers = { a: 0, b: 0 }, points = { a: 0, b: 0 }) {
+    this.bandName = name;
+    for (const slot of SLOTS) {
+      const up = slot.toUpperCase();
+      if (covers[slot]) {
+        this.canvas.dataset[`band${up}`] = String(covers[slot]);
+        this.canvas.dataset[`bandPoints${up}`] = String(points[slot]);
+      } else {
+        delete this.canvas.dataset[`band${up}`];
+        delete this.canvas.dataset[`bandPoints${up}`];
+      }
+      this.setLabel(slot, "hi", `${up} ${name}`);
+    }
   }
 
   /** Stars the epoch point at x of both the test and the validation line (null: none); label is published. */
@@ -132,8 +246,9 @@ export class CurveChart {
     this.schedule();
   }
 
+  /** Points of the slot's main lines (train, test, validation). */
   count(slot) {
-    return KINDS.reduce((n, kind) => n + this.series[`${slot}.${kind}`].length, 0);
+    return LINES.reduce((n, kind) => n + this.series[`${slot}.${kind}`].length, 0);
   }
 
   schedule() {
@@ -153,8 +268,18 @@ export class CurveChart {
     this.publish();
   }
 
-  // Point counts as data attributes: what tests and curious users can read.
+  // Point counts as data attributes: what tests and curious users can read; with whiskers, how many test
+  // points carry error bars, and how many single seeds' lines are drawn.
   publish() {
-    for (const slot of SLOTS) this.canvas.dataset[`points${slot.toUpperCase()}`] = String(this.count(slot));
+    for (const slot of SLOTS) {
+      const up = slot.toUpperCase();
+      this.canvas.dataset[`points${up}`] = String(this.count(slot));
+      const seeds = SEED_KINDS.filter((kind) => this.series[`${slot}.${kind}`].length).length;
+      this.canvas.dataset[`seedLines${up}`] = String(seeds);
+      if (this.whiskers) {
+        const bars = this.series[`${slot}.epoch`].filter((p) => p.hi > p.lo).length;
+        this.canvas.dataset[`errorBars${up}`] = String(bars);
+      }
+    }
   }
 }

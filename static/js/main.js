@@ -11,7 +11,7 @@ import { mountPad } from "./pad.js";
 import { mountRunLog } from "./runlog.js";
 import { connect } from "./socket.js";
 import { Store } from "./store.js";
-import { mountSync } from "./sync.js";
+import { mountSync, mountVerdict } from "./sync.js";
 import { mountTrainBar } from "./trainbar.js";
 import { mountUpload } from "./upload.js";
 
@@ -44,6 +44,7 @@ async function start() {
   mountGrid(store, { onPick: upload.showPicked }); // a clicked test image is classified by the upload's view
   mountDatasets(store);
   mountSync(store);
+  mountVerdict(store); // the shown group's verdict, once its runs have ended
   store.subscribe(({ kind }) => {
     if (kind === "ready") document.body.dataset.ready = "true"; // what tests and a reload wait for
   });

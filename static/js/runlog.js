@@ -1,7 +1,9 @@
 // Each panel's run: its status, progress bar and text (rate, time left), its own Stop, a failed
 // run's sentence, and the epoch log (with validation, the best epoch so far, and at the end which epoch's
 // weights were kept and whether early stopping ended it). Redraws from the store, at most once a frame
-// while training.
+// while training. With repeats the panel follows the seed it trains now (its status, bar and text), lists
+// every seed's state in one line, and logs every seed's epochs, each line named by its seed; its Stop
+// stops all of them.
 import * as actions from "./actions.js";
 import { $, el } from "./dom.js";
 import { int, pct } from "./format.js";
@@ -18,7 +20,14 @@ function parts(slot, root) {
     text: $(".progress-text", root),
     message: $(".run-message", root),
     log: $(".log", root),
+    seeds: $(".seed-list", root),
   };
+  if (!view.seeds) {
+    // one line of every seed's state, under the progress text (only with repeats)
+    view.seeds = el("p", { class: "seed-list" });
+    view.seeds.hidden = true;
+    view.text.after(view.seeds);
+  }
   view.stop.textContent = `Stop ${up}`;
   view.progress.setAttribute("aria-label", `Progress ${up}`);
   view.log.setAttribute("aria-label", `Epoch log ${up}`);
@@ -52,9 +61,28 @@ function progressText(run, ended, epochs, total, value) {
   return out.join(" · ") + left;
 }
 
+/** "seed 11, 2 of 3 · " with repeats; "" for a lone seed. */
+function seedOf(store, run) {
+  if (store.repeats < 2) return "";
+  return `seed ${run.seed ?? run.config?.seed}, ${run.repeat + 1} of ${store.repeats} · `;
+}
+
+/** Every seed of the slot in one line: "seeds: 0 finished 97.12% · 1 running · 2 queued". */
+function seedList(store, slot) {
+  const words = store.seeds[slot].map((run) => {
+    const acc = run.epoch.at(-1)?.test_acc;
+    const state = run.status === "finished" && acc != null ? `finished ${pct(acc)}` : run.status;
+    return `${run.seed ?? run.config?.seed} ${state}`;
+  });
+  return `seeds: ${words.join(" · ")}`;
+}
+
 function render(store, view, slot) {
-  const run = store.runs[slot];
-  view.stop.disabled = !run || store.isEnded(run) || Boolean(run.stopping);
+  const run = store.current(slot);
+  const stoppable = store.seeds[slot].some((r) => !store.isEnded(r) && !r.stopping);
+  view.stop.disabled = !stoppable;
+  view.seeds.hidden = store.repeats < 2 || !run;
+  if (!view.seeds.hidden) view.seeds.textContent = seedList(store, slot);
   if (!run) {
     view.run.dataset.status = "idle";
     delete view.run.dataset.runId;
@@ -67,7 +95,7 @@ function render(store, view, slot) {
   const ended = store.isEnded(run);
   view.run.dataset.status = run.status;
   view.run.dataset.runId = run.id;
-  view.status.textContent = `${run.status} · run ${run.id}`;
+  view.status.textContent = `${run.status} · ${seedOf(store, run)}run ${run.id}`;
   const epochs = planned(run);
   const total = epochs * (run.info.train_samples ?? run.config.train_samples); // NaN before run_started: bar at 0
   const seen = run.batch.at(-1)?.samples_seen ?? 0;
@@ -75,42 +103,61 @@ function render(store, view, slot) {
   view.progress.value = value;
   view.progress.setAttribute("aria-valuetext", `${run.status}, ${Math.round(value * 100)}%`);
   view.text.textContent = progressText(run, ended, epochs, total, value);
-  view.message.textContent = run.error ? `Run failed: ${run.error}` : (run.note ?? "");
+  // a failed seed's sentence stays in view while the next one trains
+  const failed = store.seeds[slot].find((r) => r.error);
+  const error = run.error ?? failed?.error;
+  const who = run.error || !failed || store.repeats < 2 ? "Run" : `Seed ${failed.seed}`;
+  const note = store.seeds[slot].map((r) => r.note).find(Boolean) ?? "";
+  view.message.textContent = error ? `${who} failed: ${error}` : note;
 }
 
 /** The epochs a run was started for (its run_finished says how many ran, which early stopping may cut). */
 const planned = (run) => run.config?.epochs ?? run.info.epochs;
 
-function logLine(run, p) {
+function logLine(run, p, named) {
   const val = p.val_acc == null ? "" : `val acc ${pct(p.val_acc)}, loss ${p.val_loss.toFixed(4)}${p.best_epoch === p.epoch ? " (best so far)" : ""} · `;
   const test = `test acc ${pct(p.test_acc)}, loss ${p.test_loss.toFixed(4)}`;
   const train = `train acc ${pct(p.train_acc)}, loss ${p.train_loss.toFixed(4)}`;
-  return el("li", { text: `epoch ${p.epoch}/${planned(run)}: ${val}${test} · ${train} · ${p.seconds.toFixed(1)} s` });
+  const seed = named ? `seed ${run.seed} · ` : "";
+  const text = `${seed}epoch ${p.epoch}/${planned(run)}: ${val}${test} · ${train} · ${p.seconds.toFixed(1)} s`;
+  return el("li", { text, "data-repeat": String(run.repeat) });
 }
 
-/** How a finished run ended, where the log alone does not say: early stopping, and the epoch kept. */
-function endText(run) {
+/** How a finished run ended, where the log alone does not say: early stopping, and the epoch kept. With
+ * repeats (named) every seed's end is said, and how a stopped or failed one ended. */
+function endText(run, named) {
+  const seed = named ? `seed ${run.seed}: ` : "";
+  if (named && ["stopped", "failed"].includes(run.status)) {
+    const n = run.epoch.length;
+    return `${seed}${run.status} ${n ? `after ${n} epoch${n === 1 ? "" : "s"}` : "before its first epoch"}`;
+  }
   if (run.status !== "finished") return "";
   const best = run.info.best_epoch, ran = run.info.epochs ?? run.epoch.at(-1)?.epoch;
-  if (run.info.early_stopped) return `stopped early at epoch ${ran}; best epoch ${best} kept`;
-  if (best == null) return ""; // no validation share: the last epoch's weights are the model
-  return `ran all ${ran} epochs; best epoch ${best} kept`;
+  if (run.info.early_stopped) return `${seed}stopped early at epoch ${ran}; best epoch ${best} kept`;
+  if (best == null) return named ? `${seed}finished after ${ran} epochs` : ""; // the last epoch's weights are the model
+  return `${seed}ran all ${ran} epochs; best epoch ${best} kept`;
 }
 
-function appendLog(view, run, from) {
+const endOf = (log, run) => $(`.end[data-repeat="${run.repeat}"]`, log);
+
+function appendLog(view, run, from, named) {
   const log = view.log;
   const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4; // follow unless scrolled up
-  const end = $(".end", log); // the ending stays last
-  for (const p of run.epoch.slice(from)) log.insertBefore(logLine(run, p), end);
+  const end = endOf(log, run); // the seed's ending stays its last line
+  for (const p of run.epoch.slice(from)) log.insertBefore(logLine(run, p, named), end);
   if (atBottom) log.scrollTop = log.scrollHeight;
 }
 
-function renderEnd(view, run) {
-  const text = run ? endText(run) : "", end = $(".end", view.log);
+function renderEnd(view, run, named) {
+  const text = endText(run, named), end = endOf(view.log, run);
   if (!text) end?.remove();
   else if (end) end.textContent = text;
   else {
-    view.log.append(el("li", { class: "end", text }));
+    // after the seed's last line; seeds of a slot train one after another, so that is usually the log's end
+    const lines = view.log.querySelectorAll(`li[data-repeat="${run.repeat}"]`);
+    const line = el("li", { class: "end", text, "data-repeat": String(run.repeat) });
+    if (lines.length) lines[lines.length - 1].after(line);
+    else view.log.append(line);
     view.log.scrollTop = view.log.scrollHeight; // how it ended is the line to read
   }
 }
@@ -121,6 +168,8 @@ export function mountRunLog(store) {
     views[slot] = parts(slot, $(`#panel-${slot}`));
     views[slot].stop.addEventListener("click", () => actions.stop(store, [slot]));
   }
+  const named = () => store.repeats > 1;
+  const seedOfChange = (slot, repeat) => store.seeds[slot].find((r) => r.repeat === repeat);
   const pending = new Set(); // slots to redraw on the next frame (batches come ~20 a second per run)
   const later = (slot) => {
     if (!pending.size) {
@@ -134,19 +183,24 @@ export function mountRunLog(store) {
 
   store.subscribe((change) => {
     const { kind, slot } = change;
+    const event = kind === "seed" ? change.event : kind;
+    const run = slot ? seedOfChange(slot, change.repeat ?? 0) : null;
     if (kind === "reset") {
       for (const s of SLOTS) {
         views[s].log.replaceChildren();
-        if (store.runs[s]) appendLog(views[s], store.runs[s], 0);
-        renderEnd(views[s], store.runs[s]);
+        for (const r of store.seeds[s]) {
+          appendLog(views[s], r, 0, named());
+          renderEnd(views[s], r, named());
+        }
         render(store, views[s], s);
       }
-    } else if (kind === "batch") later(slot);
-    else if (kind === "epoch") {
-      appendLog(views[slot], store.runs[slot], change.from);
+    } else if (!run) return;
+    else if (event === "batch") later(slot);
+    else if (event === "epoch") {
+      appendLog(views[slot], run, change.from, named());
       later(slot);
-    } else if (kind === "status") {
-      renderEnd(views[slot], store.runs[slot]);
+    } else if (event === "status") {
+      renderEnd(views[slot], run, named());
       render(store, views[slot], slot);
     }
   });

@@ -1,7 +1,12 @@
-// The main page's one store: the runs shown (by group and slot) with their statuses and metrics,
-// each panel's last check by the server, the train bar's state, and the datasets the server lists. It
-// applies every server event, notifies subscribers with what changed, and never touches the DOM, the
-// network or a view.
+// The main page's one store: the runs shown (by group and slot, every seed of a group trained with
+// repeats) with their statuses and metrics, the group's verdict, each panel's last check by the server, the
+// train bar's state, and the datasets the server lists. It applies every server event, notifies subscribers
+// with what changed, and never touches the DOM, the network or a view.
+//
+// A slot's first seed (repeat 0, the config's own seed) is its run: store.runs[slot], what the panels, the
+// pad, the grid and the upload show and ask about, with changes "batch", "epoch" and "status". Every seed,
+// that one included, is in store.seeds[slot] (by repeat); a change of any other seed is {kind: "seed",
+// event: "batch" | "epoch" | "status", slot, repeat, from}, which only the views of seeds hear.
 
 export const SLOTS = ["a", "b"];
 // Server events this page deliberately leaves alone: gradient sizes are drawn by the analysis
@@ -33,7 +38,7 @@ const HANDLERS = {
       const last = run.batch.at(-1);
       if (last && p.samples_seen <= last.samples_seen) return; // already have it (history, then live)
       run.batch.push(p);
-      store.emit({ kind: "batch", slot, from: run.batch.length - 1 });
+      store.changed(run, slot, "batch", { from: run.batch.length - 1 });
       store.advance(run, "run_started"); // a batch means it trains, even if its run_started went missing
     }),
   epoch: (store, p) =>
@@ -41,7 +46,7 @@ const HANDLERS = {
       const last = run.epoch.at(-1);
       if (last && p.epoch <= last.epoch) return;
       run.epoch.push(p);
-      store.emit({ kind: "epoch", slot, from: run.epoch.length - 1 });
+      store.changed(run, slot, "epoch", { from: run.epoch.length - 1 });
     }),
   run_finished: (store, p) =>
     store.onRun("run_finished", p, (run) => {
@@ -58,6 +63,20 @@ const HANDLERS = {
   request_failed: (store, p) => store.say(p.error),
 };
 
+/** [slot, repeat, record] of each record that has a slot: repeat as the record says (a POST /api/runs answer
+ * does not, and lists the seeds in order), slot by position where a record has none. */
+function placeAll(records) {
+  const count = { a: 0, b: 0 };
+  const placed = [];
+  records.forEach((r, i) => {
+    const slot = SLOTS[r.slot ?? i];
+    if (!slot) return;
+    placed.push([slot, r.repeat ?? count[slot], r]);
+    count[slot]++;
+  });
+  return placed;
+}
+
 /** The server events this page handles: every one the schema declares, less IGNORED. */
 export const HANDLED = Object.keys(HANDLERS);
 
@@ -68,9 +87,17 @@ export class Store {
     this.contract = contract;
     this.defaults = defaults;
     this.ended = new Set(contract.statuses.ended);
-    this.runs = { a: null, b: null }; // slot -> {id, config, status, error, analysis, info, batch, epoch, ...}
+    this.runs = { a: null, b: null }; // slot -> its first seed: {id, config, seed, repeat, status, error,
+    // analysis, info, batch, epoch, stopping, note}
+    this.seeds = { a: [], b: [] }; // slot -> every seed's run, by repeat (seeds[slot][0] is runs[slot])
     this.group = null; // the group shown: runs started together share one; slot 0 is A
     this.mode = null; // how the shown group was started
+    this.repeats = 1; // seeds per slot the shown group was started with
+    // GET /api/groups/<group>/verdict of the shown group: null until asked; {group, state: "ready", data}
+    // or {group, state: "failed", message}
+    this.verdict = null;
+    this.band = "range"; // the curves' band over seeds: "range" (min–max) or "sd" (mean ± one sd)
+    this.seedLines = false; // the curves also draw each seed's test line
     this.xAxis = "samples"; // or "epochs"
     this.known = new Set(); // every run id the server told of; events of those not shown are dropped
     this.buffered = new Map(); // run id never heard of -> [name, payload] that came for it
@@ -106,17 +133,59 @@ export class Store {
 
   // ---- runs -------------------------------------------------------------------------------
 
+  /** The slot of a shown run, any seed. */
   slotOf(runId) {
-    return SLOTS.find((s) => this.runs[s]?.id === runId);
+    return SLOTS.find((s) => this.seeds[s].some((r) => r.id === runId));
+  }
+
+  /** A shown run by id (any seed), or null. */
+  find(runId) {
+    for (const slot of SLOTS) {
+      const run = this.seeds[slot].find((r) => r.id === runId);
+      if (run) return run;
+    }
+    return null;
   }
 
   isEnded(run) {
     return this.ended.has(run.status);
   }
 
-  /** Slots whose run is queued or training. */
+  /** Slots with a seed queued or training. */
   active() {
-    return SLOTS.filter((s) => this.runs[s] && !this.isEnded(this.runs[s]));
+    return SLOTS.filter((s) => this.seeds[s].some((r) => !this.isEnded(r)));
+  }
+
+  /** Every shown run, A's seeds first. */
+  allRuns() {
+    return SLOTS.flatMap((s) => this.seeds[s]);
+  }
+
+  /** The seed a slot trains now or will next, else its last: the one its panel follows. */
+  current(slot) {
+    return this.seeds[slot].find((r) => !this.isEnded(r)) ?? this.seeds[slot].at(-1) ?? null;
+  }
+
+  /** Tells what changed of a run: its own kind for a slot's first seed, "seed" for the others. */
+  changed(run, slot, kind, extra = {}) {
+    if (run.repeat === 0) this.emit({ kind, slot, repeat: 0, ...extra });
+    else this.emit({ kind: "seed", event: kind, slot, repeat: run.repeat, ...extra });
+  }
+
+  /** Both slots shown, every seed ended, and every finished one's analysis stored or failed: what the
+   * group's verdict waits for. */
+  settled() {
+    const runs = this.allRuns();
+    const analysed = (r) => r.status !== "finished" || ["ready", "failed"].includes(r.analysis);
+    return Boolean(this.runs.a && this.runs.b) && runs.every((r) => this.isEnded(r) && analysed(r));
+  }
+
+  /** The verdict route's answer for a group ({state, data} or {state: "failed", message}); kept only while
+   * that group is shown. */
+  setVerdict(group, verdict) {
+    if (group !== this.group) return;
+    this.verdict = { group, ...verdict };
+    this.emit({ kind: "verdict" });
   }
 
   /** Shows these runs (records as in GET /api/runs/<id>; metrics may be missing) in their slots, from scratch. */
@@ -124,31 +193,47 @@ export class Store {
     this.quiet++;
     try {
       this.runs = { a: null, b: null };
+      this.seeds = { a: [], b: [] };
       for (const r of records) this.known.add(r.id);
-      this.group = records.length ? groupOf(records[0]) : null;
+      const group = records.length ? groupOf(records[0]) : null;
+      if (group !== this.group) this.verdict = null;
+      this.group = group;
       this.mode = records.find((r) => r.mode)?.mode ?? null;
-      records.forEach((r, i) => {
-        const slot = SLOTS[r.slot ?? i];
-        if (!slot) return;
+      const placed = placeAll(records);
+      this.repeats = Math.max(1, ...records.map((r) => r.repeats ?? 1), ...placed.map(([, repeat]) => repeat + 1));
+      for (const [slot, repeat, r] of placed) {
         const { id, config, status, error = null, analysis = null, info } = r;
-        this.runs[slot] = { id, config, status, error, analysis, info: { ...info }, batch: [], epoch: [] };
+        const seed = r.seed ?? config?.seed ?? null;
+        const run = { id, config, seed, repeat, status, error, analysis, info: { ...info }, batch: [], epoch: [] };
+        this.seeds[slot].push(run);
+      }
+      for (const slot of SLOTS) {
+        this.seeds[slot].sort((x, y) => x.repeat - y.repeat);
+        this.runs[slot] = this.seeds[slot][0] ?? null;
+      }
+      for (const run of this.allRuns()) {
+        const r = records.find((rec) => rec.id === run.id);
         // stored metrics are the events as they were sent: the live handlers replay them
         for (const name of Object.keys(METRICS)) {
-          for (const p of r.metrics?.[name] ?? []) this.apply(name, { ...p, run_id: id });
+          for (const p of r.metrics?.[name] ?? []) this.apply(name, { ...p, run_id: run.id });
         }
-        for (const [name, payload] of this.buffered.get(id) ?? []) this.apply(name, payload);
-        this.buffered.delete(id);
-      });
+        for (const [name, payload] of this.buffered.get(run.id) ?? []) this.apply(name, payload);
+        this.buffered.delete(run.id);
+      }
     } finally {
       this.quiet--;
     }
     this.emit({ kind: "reset" });
   }
 
-  /** Whether these records (with slots) are the runs shown, each in its slot. */
+  /** Whether these records (with slots) are the runs shown, each seed in its slot. */
   shows(records) {
-    const wanted = new Map(records.map((r, i) => [SLOTS[r.slot ?? i], r.id]));
-    return SLOTS.every((slot) => this.runs[slot]?.id === wanted.get(slot));
+    const placed = placeAll(records);
+    const same = (slot) => {
+      const wanted = placed.filter(([s]) => s === slot).sort((x, y) => x[1] - y[1]);
+      return wanted.length === this.seeds[slot].length && wanted.every(([, , r], i) => this.seeds[slot][i].id === r.id);
+    };
+    return SLOTS.every(same);
   }
 
   /** A group just started, here or in another tab: adopted unless it is shown already. */
@@ -169,10 +254,10 @@ export class Store {
   onRun(name, payload, fn) {
     const slot = this.slotOf(payload.run_id);
     if (slot) {
-      const run = this.runs[slot], before = run.status;
+      const run = this.find(payload.run_id), before = run.status;
       fn(run, slot);
       // metrics say what they added; every other event may change what a run's views show
-      if (!(name in METRICS) || run.status !== before) this.emit({ kind: "status", slot });
+      if (!(name in METRICS) || run.status !== before) this.changed(run, slot, "status");
       return;
     }
     if (this.known.has(payload.run_id)) return; // a run of an older group
@@ -198,19 +283,19 @@ export class Store {
   merge(record) {
     const slot = this.slotOf(record.id);
     if (!slot) return;
-    const run = this.runs[slot];
+    const run = this.find(record.id);
     run.stopping = false;
     if (!["ready", "failed"].includes(run.analysis)) run.analysis = record.analysis ?? null; // "pending" if it had weights
     this.moveTo(run, record.status);
-    this.emit({ kind: "status", slot });
+    this.changed(run, slot, "status");
   }
 
-  /** A stop was asked for (stopping: true) or refused (a note to show by the run). */
-  stopping(slot, stopping, note = "") {
-    const run = this.runs[slot];
-    if (!run) return;
+  /** A stop of this shown run was asked for (stopping: true) or refused (a note to show by the run). */
+  stopping(run, stopping, note = "") {
+    const slot = this.slotOf(run.id);
+    if (!slot) return;
     Object.assign(run, { stopping, note });
-    this.emit({ kind: "status", slot });
+    this.changed(run, slot, "status");
   }
 
   // ---- datasets: what the server lists, and what each slot's run or panel was or will be trained on ----
@@ -250,6 +335,12 @@ export class Store {
   setXAxis(axis) {
     this.xAxis = axis;
     this.emit({ kind: "axis" });
+  }
+
+  /** How the curves show a group's seeds: band "range" or "sd", and whether each seed's line is drawn too. */
+  setSeedView({ band = this.band, seedLines = this.seedLines }) {
+    [this.band, this.seedLines] = [band, seedLines];
+    this.emit({ kind: "seed_view" });
   }
 
   // ---- the panels as checked by the server, and the train bar --------------------------------
@@ -296,7 +387,7 @@ export class Store {
     return SLOTS.filter((s) => this.checks[s].state === "invalid");
   }
 
-  /** Train may be pressed: both panels checked and valid, nothing starting, no run active. */
+  /** Train may be pressed: both panels checked and valid, nothing starting, no seed active. */
   canTrain() {
     const valid = SLOTS.every((s) => !this.checks[s].pending && this.checks[s].state === "valid");
     return valid && !this.starting && this.active().length === 0;

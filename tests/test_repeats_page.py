@@ -1,0 +1,151 @@
+"""Repeats over seeds on the main page, in headless Chromium against a server of its own: the repeats box
+sends "repeats" and shows the server's refusal; the store keeps every seed by slot; the group's progress,
+a band over the seeds for each model, error bars on the test accuracy, and the verdict citing the seeds it
+used; Stop ends every seed of the group."""
+
+import re
+
+import pytest
+from conftest import server_in
+from playwright.sync_api import expect
+
+TINY = {"train_samples": 512, "epochs": 2, "batch_size": 64}  # six of these train in about a minute
+SLOW = {"channels": "4", "train_samples": 4096, "epochs": 8, "batch_size": 32}  # still training when stopped
+TIMEOUT = 300_000  # ms: six runs on two shared cores, then six analyses of the full test set
+
+
+@pytest.fixture(scope="module")
+def server(data_dir, tmp_path_factory):
+    """No earlier pair: the page opens empty, and its runs are the only ones training."""
+    yield from server_in(data_dir, tmp_path_factory.mktemp("repeats"))
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.errors, page.posts = [], []
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/api/runs") and page.posts.append(r))
+    page.goto(server.url + "/")
+    page.wait_for_selector("body[data-ready]")
+    yield page
+    context.close()
+
+
+def fill(page, slot, **values):
+    group = page.get_by_role("group", name=f"Model {slot.upper()}")
+    for field, value in values.items():
+        group.get_by_label(field, exact=True).fill(str(value))
+    expect(group.locator(".params")).to_have_text(re.compile(r"^[\d,]+ parameters$"))  # checked by the server
+
+
+def train(page, repeats, a, b):
+    fill(page, "a", **a)
+    fill(page, "b", **b)
+    page.get_by_label("repeats", exact=True).fill(str(repeats))
+    page.get_by_role("button", name="Train", exact=True).click()
+
+
+def chart(page, name):
+    return page.locator(f"canvas[aria-label={name}]")
+
+
+def test_repeats_draw_a_band_per_model_and_the_verdict_cites_the_seeds(page, server):
+    train(page, 3, {**TINY, "channels": "4"}, {**TINY, "channels": "8"})
+    progress = page.locator("#group-progress")
+    # runs done out of runs planned, with the time left once a seed trains
+    left = re.compile(r"of 6 runs done · \d training, \d queued · \d+:\d\d left")
+    expect(progress).to_contain_text(left, timeout=TIMEOUT)
+    assert page.posts[0].post_data_json["repeats"] == 3
+    verdict = page.locator("#group-verdict")
+    expect(verdict).to_have_attribute("data-state", "ready", timeout=TIMEOUT)
+    expect(progress).to_have_attribute("data-done", "6")
+    expect(progress).to_contain_text("6 of 6 runs done")
+    expect(verdict).to_contain_text("3 seeds of A and 3 of B")
+    expect(verdict).to_contain_text("Seeds used: A 0, 1, 2; B 0, 1, 2.")
+    for slot in "ab":
+        expect(verdict).to_have_attribute(f"data-seeds-{slot}", "3")
+        seeds = page.locator(f"#panel-{slot} .seed-list")
+        expect(seeds).to_have_text(re.compile(r"^seeds: 0 finished .* · 2 finished"))
+    # each model's test curve: the mean over its three seeds, with a band of both epochs; error bars on accuracy
+    for name in ("Loss", "Accuracy"):
+        for slot in "ab":
+            expect(chart(page, name)).to_have_attribute(f"data-band-{slot}", "3")
+            expect(chart(page, name)).to_have_attribute(f"data-band-points-{slot}", "2")
+    for slot in "ab":
+        expect(chart(page, "Accuracy")).to_have_attribute(f"data-error-bars-{slot}", "2")
+    legend = page.evaluate("""() => Chart.getChart(document.querySelector('canvas[aria-label=Accuracy]'))
+        .legend.legendItems.map((item) => item.text)""")
+    assert "A test (mean of 3 seeds)" in legend and "B min–max" in legend
+    # the user picks the band, and may see every seed's own line
+    page.get_by_label("band", exact=True).select_option("sd")
+    page.get_by_label("single seeds").check()
+    for slot in "ab":
+        expect(chart(page, "Accuracy")).to_have_attribute(f"data-seed-lines-{slot}", "3")
+        expect(chart(page, "Accuracy")).to_have_attribute(f"data-band-{slot}", "3")
+    expect(page.get_by_role("link", name="Analyse A vs B")).to_be_visible()
+    # a reload rebuilds all of it from history
+    page.reload()
+    page.wait_for_selector("body[data-ready]")
+    expect(page.get_by_label("repeats", exact=True)).to_have_value("3")
+    expect(verdict).to_contain_text("3 seeds of A and 3 of B")
+    for slot in "ab":
+        expect(chart(page, "Loss")).to_have_attribute(f"data-band-{slot}", "3")
+    assert page.errors == []
+
+
+def test_a_repeats_value_the_server_refuses_shows_its_sentence(page, server):
+    before = len(server.get("/api/runs").json()["runs"])
+    train(page, 11, {"channels": "4"}, {"channels": "8"})
+    message = page.locator("#train-message")
+    expect(message).to_have_text("repeats: must be a whole number from 1 to 10")
+    expect(page.get_by_label("repeats", exact=True)).to_have_attribute("aria-invalid", "true")
+    assert page.posts[0].post_data_json["repeats"] == 11  # the server holds the bounds, not the page
+    assert len(server.get("/api/runs").json()["runs"]) == before
+    page.get_by_label("repeats", exact=True).fill("2")  # read and corrected: the sentence goes
+    expect(message).to_have_text("")
+    expect(page.get_by_label("repeats", exact=True)).to_have_attribute("aria-invalid", "false")
+
+
+# The store with a group of two seeds per slot: history lists each slot's seeds newest first, a POST answer
+# names no repeat (its seeds come in order); both are the same group shown, each seed in its place.
+STORE = """async (contract) => {
+    const { Store } = await import('/static/js/store.js');
+    const record = (slot, repeat) => ({id: `r${slot}${repeat}`, group: 'g', slot, repeat, repeats: 2, seed: 5 + repeat,
+                                       status: repeat ? 'queued' : 'running', config: {epochs: 1, seed: 5}, info: {}});
+    const store = new Store(contract);
+    const seen = [];
+    store.subscribe((c) => seen.push(c.kind === 'seed' ? `seed ${c.event} ${c.slot}${c.repeat}` : c.kind));
+    store.apply('history', {runs: [record(0, 1), record(0, 0), record(1, 1), record(1, 0)], older: []});
+    const answer = [record(0, 0), record(1, 0), record(0, 1), record(1, 1)].map(({repeat, ...r}) => r);
+    store.apply('batch', {run_id: 'r01', epoch: 1, step: 1, steps: 2, samples_seen: 64, loss: 1, acc: 0.5});
+    store.apply('batch', {run_id: 'r10', epoch: 1, step: 1, steps: 2, samples_seen: 64, loss: 1, acc: 0.5});
+    return {seeds: store.seeds.a.map((r) => [r.id, r.seed]), lead: [store.runs.a.id, store.runs.b.id],
+            shows: store.shows(answer), repeats: store.repeats, active: store.active(), seen};
+}"""
+
+
+def test_the_store_keeps_every_seed_in_its_slot(page, server):
+    contract = server.get("/api/schema").json()["events"]
+    got = page.evaluate(STORE, contract)
+    assert got["seeds"] == [["r00", 5], ["r01", 6]]
+    assert got["lead"] == ["r00", "r10"]  # a slot's first seed is what the pad, grid and upload ask about
+    assert got["shows"] and got["repeats"] == 2 and got["active"] == ["a", "b"]
+    # the first seed's changes are the usual ones; another seed's are "seed" changes
+    assert got["seen"] == ["reset", "ready", "seed batch a1", "seed status a1", "batch"]  # a batch means it trains
+
+
+def test_stop_ends_every_seed_of_the_group(page, server):
+    train(page, 3, SLOW, {**SLOW, "channels": "8"})
+    expect(page.locator("#panel-a .run")).to_have_attribute("data-status", "running", timeout=TIMEOUT)
+    runs = [r for r in server.get("/api/runs").json()["runs"] if r["repeats"] == 3 and r["config"]["epochs"] == 8]
+    assert len(runs) == 6 and len({r["group"] for r in runs}) == 1
+    page.get_by_role("button", name="Stop", exact=True).click()
+    progress = page.locator("#group-progress")
+    expect(progress).to_have_attribute("data-done", "6", timeout=TIMEOUT)
+    expect(progress).to_contain_text("6 of 6 runs done · 6 stopped")
+    assert [server.get(f"/api/runs/{r['id']}").json()["status"] for r in runs] == ["stopped"] * 6
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+    assert page.errors == []
