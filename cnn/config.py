@@ -82,9 +82,11 @@ class RunConfig(BaseModel):
     )
     optimizer: Literal["adam", "sgd", "rmsprop"] = Field("adam", description="sgd uses momentum 0.9")
     lr: float = Field(1e-3, ge=1e-5, le=1, allow_inf_nan=False, description="learning rate")
-    weight_decay: float = Field(0, ge=0, le=0.1, allow_inf_nan=False, description="decoupled for adam (AdamW), L2 for sgd and rmsprop")
+    weight_decay: float = Field(
+        0, ge=0, le=0.1, allow_inf_nan=False, description="decoupled for adam (AdamW), L2 for sgd and rmsprop"
+    )
     schedule: Literal["none", "step", "cosine", "onecycle"] = Field(
-        "none", description="the learning rate over the run: step divides it by 10 each third"
+        "none", description="the learning rate over the run: step divides it by 10 after one third and after two"
     )
     batch_size: int = Field(64, ge=1, le=4096, description="images per training step")
     epochs: int = Field(3, ge=1, le=50, description="passes over the training set")

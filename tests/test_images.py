@@ -38,6 +38,12 @@ def write_folder(root, name, channels, per_class=12):
 
 
 @pytest.fixture(scope="module")
+def server(data_dir, tmp_path_factory):
+    """A server of its own: the layer-stack pair made here must not become the pair the page tests open on."""
+    yield from server_in(data_dir, tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture(scope="module")
 def cifar(server):
     """A finished CIFAR-10 pair trained with crop and flip: the lab network's layers against a shorthand."""
     lab = server.get("/api/schema").json()["presets"]["lab"]["values"]

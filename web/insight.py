@@ -111,7 +111,7 @@ def compare():
         return [
             {
                 "index": i,
-                "label": labels[i].item(),
+                "label": labels[i],
                 "image": img,
                 "pred_a": ra["predictions"][i],
                 "conf_a": ra["confidences"][i],
