@@ -11,6 +11,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DATA_DIR = Path(os.environ.get("CNN_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+# decoded CIFAR-10 (and any image dataset) for the benchmarks: never inside the data folder
+CACHE_DIR = Path(os.environ.get("CNN_CACHE_DIR") or Path(tempfile.gettempdir()) / "cnn-bench-cache")
 
 
 def parser(description):
@@ -50,16 +53,21 @@ def machine():
 
     from cnn.train import native_bf16
 
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = platform.processor() or platform.machine(), []
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
                 break
     except OSError:
         pass
+    # what decides whether bf16 runs natively (cnn.train.native_bf16)
+    wanted = ("avx512_bf16", "amx_bf16", "amx_tile")
+    has = ", ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted)
     return (
-        f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} "
+        f"{cpu}, {os.cpu_count()} logical cores, CPU flags: {has}, torch {torch.__version__} "
         f"({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} torch threads, "
         f"native bf16: {native_bf16(torch.device('cpu'))}, Python {platform.python_version()}, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
@@ -102,31 +110,59 @@ def write_section(name, lines, args):
 
 class EngineLoop:
     """The engine's own hot loop (Trainer.train_epoch, with its standard plug-ins) on a slice of the data,
-    one round at a time."""
+    one round at a time. It sets by hand what Trainer.setup would (model, optimizer, norm, generators),
+    so a round times training only: no dataset is opened. MNIST's by default; pass `norm` and `shape` for
+    another dataset. The network is built in `form` (cnn/forms.py) at cfg's precision: engine_choice()
+    gives the pair a run would pick."""
 
-    def __init__(self, cfg, emit=None, batch_hz=20.0, seed=0):
+    def __init__(
+        self, cfg, emit=None, batch_hz=20.0, seed=0, norm=None, shape=(1, 28, 28), classes=10, form="first_conv"
+    ):
         import torch
 
+        from cnn import data
         from cnn.models import build_model
         from cnn.plugins import standard
         from cnn.train import Trainer, make_optimizer
 
         self.trainer = trainer = Trainer(cfg, str(DATA_DIR), "cpu", standard(emit, batch_hz=batch_hz))
         torch.manual_seed(seed)
-        model = build_model(cfg)
+        model = build_model(cfg, shape, classes, form=form)
         if trainer.device.type == "cpu":  # as Trainer.setup does
             model = model.to(memory_format=torch.channels_last)
         trainer.model = model
         trainer.optimizer = make_optimizer(cfg, model.parameters())
+        trainer.norm = norm or data.norm_of("mnist")
+        trainer.scheduler = None  # a schedule would change the rate between rounds, not the speed
         trainer.shuffle = torch.Generator().manual_seed(seed)
+        trainer.augment_rng = torch.Generator().manual_seed(seed + 1)
 
     def round(self, images, labels, steps):
-        """Train `steps` batches; -> images per second of training time."""
+        """Train `steps` batches of uint8 images (N, C, H, W), or data.load's MNIST (N, 28, 28);
+        -> images per second of training time."""
         trainer = self.trainer
+        if images.dim() == 3:
+            images = images.unsqueeze(1)  # a view: (N, 1, 28, 28)
         n = steps * trainer.cfg.batch_size
         trainer.images, trainer.labels, trainer.steps = images[:n], labels[:n], steps
         trainer.train_epoch(1)
         return n / trainer.epoch_seconds
+
+
+def engine_choice(cfg, shape, classes, images, labels, norm):
+    """What Trainer.setup picks for this config on this machine (cnn/forms.py), timed afresh (an empty
+    cache): -> (cfg at the chosen precision, the chosen form, forms.choose's answer with its rates)."""
+    import torch
+
+    from cnn import forms
+    from cnn.train import native_bf16
+
+    cpu = torch.device("cpu")
+    if images.dim() == 3:
+        images = images.unsqueeze(1)  # data.load's MNIST: (N, 1, 28, 28)
+    with tempfile.TemporaryDirectory() as cache:
+        chosen = forms.choose(cfg, shape, classes, images, labels, norm, cpu, cache, native_bf16(cpu))
+    return cfg.model_copy(update={"precision": chosen["precision"]}), chosen["form"], chosen
 
 
 def interleave(candidates, rounds, log=print):

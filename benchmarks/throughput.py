@@ -1,8 +1,9 @@
 """Target 1: model A's training throughput with the engine's loop vs a plain DataLoader loop.
 
 Candidate: cnn.train's own hot loop (Trainer.train_epoch: in-memory uint8 batches,
-channels_last, pool before an in-place ReLU, FirstConv's weight gradient, fused Adam, bf16
-autocast only where native), in a process with the environment the server gives its workers
+channels_last, fused Adam) in the form and precision a run picks on this machine (cnn/forms.py
+times plain, pool-before-ReLU and FirstConv's weight gradient, in fp32 and, where native, bf16),
+in a process with the environment the server gives its workers
 (workers.WORKER_ENV: OMP_WAIT_POLICY=PASSIVE and glibc's allocator keeping freed memory).
 Baseline: torchvision MNIST with ToTensor + Normalize through a DataLoader (num_workers=0),
 fp32, the same architecture written as a tutorial writes it, default Adam, same batch, in a
@@ -27,6 +28,7 @@ from benchmarks.common import (
     DATA_DIR,
     Child,
     EngineLoop,
+    engine_choice,
     interleave,
     median,
     parser,
@@ -39,7 +41,7 @@ from benchmarks.common import (
 )
 from cnn import data
 from cnn.config import RunConfig
-from cnn.models import head_side
+from cnn.models import POOLED_LAYERS
 from cnn.workers import WORKER_ENV
 
 TARGET = 2.5
@@ -65,7 +67,8 @@ def tutorial_model(cfg):
         if i < 2:
             layers.append(nn.MaxPool2d(2))
         in_ch = out_ch
-    layers += [nn.Flatten(), nn.Linear(in_ch * head_side(cfg) ** 2, 10)]
+    side = 28 // 2 ** min(len(cfg.channels), POOLED_LAYERS)  # same-padded convs; a 2x2 pool halves the side
+    layers += [nn.Flatten(), nn.Linear(in_ch * side**2, 10)]
     return nn.Sequential(*layers)
 
 
@@ -121,8 +124,9 @@ def child(kind):
     cfg = RunConfig()
     if kind == "engine":
         images, labels = data.load("mnist", DATA_DIR, train=True)
-        engine = EngineLoop(cfg)
-        precision = "bf16" if engine.trainer.bf16 else "fp32"
+        cfg, form, _ = engine_choice(cfg, (1, 28, 28), 10, images, labels, data.norm_of("mnist"))
+        engine = EngineLoop(cfg, form=form)
+        precision = f"{form}/{cfg.precision}"  # what a run on this machine trains
 
         def step(n):
             return engine.round(images, labels, n)
@@ -166,7 +170,8 @@ def main():
     precision, engine_threads = engine.ready.split()  # what the child said when it was ready
     lines = [
         f"Model A (channels 16-32-64, k=3, batch 64, adam), {rounds} alternating rounds of {steps} batches each, "
-        f"engine precision: {precision}, torch threads: {engine_threads} (engine), {plain.ready.split()[1]} (plain). "
+        f"engine form (as a run picks it, cnn/forms.py): {precision}, "
+        f"torch threads: {engine_threads} (engine), {plain.ready.split()[1]} (plain). "
         f"Engine environment (the workers'): {worker_env_line()}; plain: OMP_WAIT_POLICY=PASSIVE.",
         "",
         "| measure | median | per round |",
