@@ -139,23 +139,3 @@ export function extent(values, deep = false) {
   }
   return [lo, hi];
 }
-
-/** Paints an image (C, H, W) of values 0..1, one channel grey or three RGB, onto a canvas sized to it. */
-export function paintPicture(canvas, image) {
-  const h = image[0].length, w = image[0][0].length;
-  const [r, g, b] = image.length === 3 ? image : [image[0], image[0], image[0]];
-  canvas.width = w;
-  canvas.height = h;
-  const ctx = canvas.getContext("2d");
-  const pixels = ctx.createImageData(w, h);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = (y * w + x) * 4;
-      pixels.data[i] = Math.round(r[y][x] * 255);
-      pixels.data[i + 1] = Math.round(g[y][x] * 255);
-      pixels.data[i + 2] = Math.round(b[y][x] * 255);
-      pixels.data[i + 3] = 255;
-    }
-  }
-  ctx.putImageData(pixels, 0, 0);
-}

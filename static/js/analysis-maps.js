@@ -2,9 +2,9 @@
 // pick from, the preview of the input both runs receive, and each run's maps per conv layer (or
 // ResNet18 stage), a page of channels at a time.
 
-import { canvasToMnist, DrawPad } from "./canvas.js";
+import { canvasToMnist, DrawPad, paintImage } from "./canvas.js";
 import { $, el } from "./dom.js";
-import { extent, paintMap, paintPicture } from "./analysis-heatmap.js";
+import { extent, paintMap } from "./analysis-heatmap.js";
 import { message, showErrors } from "./analysis-parts.js";
 import { SLOTS, aName, shapeOf, watch } from "./analysis-store.js";
 
@@ -21,7 +21,7 @@ export function mountMaps(store) {
   const pages = new Map(); // "slot layer" -> first channel shown; kept while the input changes
   const pad = new DrawPad($("#maps-pad"), (final) => {
     const rows = canvasToMnist($("#maps-pad"));
-    paintPicture(preview, [rows]); // live while drawing; the store hears of the stroke at its end
+    paintImage(preview, [rows]); // live while drawing; the store hears of the stroke at its end
     if (final) store.useDrawing(rows);
   });
   $("#maps-clear").addEventListener("click", () => pad.clear());
@@ -42,7 +42,7 @@ export function mountMaps(store) {
     samples.replaceChildren(
       ...images.map((image, i) => {
         const canvas = el("canvas");
-        paintPicture(canvas, image);
+        paintImage(canvas, image);
         const what = aName(classes[labels[i]] ?? String(labels[i]));
         const button = el("button", { type: "button", class: "sample", title: `test image ${i}, ${what}`, "aria-label": `test image ${i}, ${what}` }, canvas);
         button.addEventListener("click", () => {
@@ -60,7 +60,7 @@ export function mountMaps(store) {
   watch(store, (s) => [s.image], ({ image }) => {
     if (!image) return;
     [...samples.children].forEach((b, i) => b.setAttribute("aria-pressed", String(i === image.sample)));
-    paintPicture(preview, image.pixels);
+    paintImage(preview, image.pixels);
     const [c, h, w] = [image.pixels.length, image.pixels[0].length, image.pixels[0][0].length];
     preview.setAttribute("aria-label", `Input to both models, ${describeShape([c, h, w])}`);
     $("#maps-source").textContent = `What both models receive: ${image.source}`;

@@ -2,7 +2,7 @@
 // a person, and a captioned thumbnail of a test image.
 
 import { $, el } from "./dom.js";
-import { paintPicture } from "./analysis-heatmap.js";
+import { paintImage } from "./canvas.js";
 import { SLOTS } from "./analysis-store.js";
 
 /** Shows a sentence in a section's message line; `detail` (the server's own words) goes in its title. */
@@ -42,7 +42,7 @@ export function showErrors(root, ids, errors, prefix = "") {
 /** A test image (C, H, W) with a caption: `top` in bold (its truth), `bottom` a string or an element. */
 export function thumb(image, top, bottom, title) {
   const canvas = el("canvas");
-  paintPicture(canvas, image);
+  paintImage(canvas, image);
   const figure = el("figure", { class: "thumb", title }, canvas);
   const caption = el("figcaption");
   if (top) caption.append(el("span", { class: "truth", text: top }));
