@@ -50,8 +50,13 @@ def candidates(cfg, shape, device, native_bf16):
     if cfg.precision == "auto" and device.type in ("cpu", "cuda"):
         precisions = [False, True]
     else:
-        precisions = [cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16)]
+        precisions = [by_rule(cfg, native_bf16)]
     return [(form, bf16) for form in forms for bf16 in precisions]
+
+
+def by_rule(cfg, native_bf16):
+    """bf16 when asked for, or when precision is auto and the hardware has it natively: the choice untimed."""
+    return cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16)
 
 
 def name(form, bf16):
@@ -128,7 +133,7 @@ def sync(device):
 def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_bf16, autotune=True):
     """-> {"form", "precision", "rates" ({candidate: images/s}), "measured" (timed now), "seconds"}."""
     if not autotune:
-        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16)
+        bf16 = by_rule(cfg, native_bf16)
         return result("plain", "bf16" if bf16 else "fp32", {}, False, 0.0)
     options = candidates(cfg, shape, device, native_bf16)
     path = os.path.join(os.fspath(cache_dir), CACHE_FILE)
@@ -151,7 +156,7 @@ def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_
                 for label in list(steppers) if round_ == 0 else list(steppers)[::-1]:
                     rates[label] = max(rates.get(label, 0.0), rate(*steppers[label], device))
     rates = {label: round(r, 1) for label, r in rates.items()}
-    fallback = name("plain", cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16))
+    fallback = name("plain", by_rule(cfg, native_bf16))
     best = max(rates, key=rates.get) if rates else fallback if fallback in known else name(*options[0])
     try:
         os.makedirs(os.fspath(cache_dir), exist_ok=True)
