@@ -160,7 +160,7 @@ def measure(network, rounds, steps):
 
 def choice_line(chosen):
     rates = ", ".join(f"{k} {v:.0f}" for k, v in chosen["rates"].items())
-    how = f"timed: {rates} images/s" if rates else "not timed (a step over 0.2 s): the native-bf16 rule"
+    how = f"timed: {rates} images/s" if rates else "not timed: one candidate"
     return f"{chosen['form']}/{chosen['precision']} ({how})"
 
 

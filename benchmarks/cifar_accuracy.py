@@ -16,22 +16,24 @@ from cnn.config import PRESETS, RunConfig
 from cnn.plugins import standard
 from cnn.train import Trainer
 
-# name -> (network, schedule, epochs, target test accuracy or None)
+# name -> (network, schedule, epochs, target test accuracy or None, learning rate: the peak under a schedule)
 RUNS = {
-    "lab": ("lab", "none", 10, 0.75),
-    "lab_onecycle": ("lab", "onecycle", 15, 0.7807),
-    "lab_cosine": ("lab", "cosine", 15, 0.7807),
-    "resnet18": ("resnet18", "none", 10, None),
+    "lab": ("lab", "none", 10, 0.75, 1e-3),
+    "lab_onecycle": ("lab", "onecycle", 15, 0.7807, 1e-3),
+    "lab_cosine": ("lab", "cosine", 15, 0.7807, 1e-3),
+    # one-cycle's usual use: a peak a few times the constant rate, reached after 30% of the steps
+    "lab_onecycle_3e-3": ("lab", "onecycle", 15, 0.7807, 3e-3),
+    "resnet18": ("resnet18", "none", 10, None, 1e-3),
 }
 
 
 def config(name, epochs=None, precision="auto", quick=False):
-    network, schedule, planned, _ = RUNS[name]
+    network, schedule, planned, _, lr = RUNS[name]
     return RunConfig(
         dataset="cifar10",
         **PRESETS[network]["values"],
         optimizer="adam",
-        lr=1e-3,
+        lr=lr,
         batch_size=128,
         augment={"crop": 4, "flip": True},
         schedule=schedule,
@@ -82,7 +84,8 @@ def report(record):
     final = epochs[-1]["test_acc"]
     wall = f"wall time {info['wall'] / 60:.1f} min, " if "wall" in info else ""
     lines = [
-        f"### {name}: {PRESETS[RUNS[name][0]]['label']}, schedule {cfg['schedule']}, {cfg['epochs']} epochs",
+        f"### {name}: {PRESETS[RUNS[name][0]]['label']}, schedule {cfg['schedule']}, lr {cfg['lr']:g}, "
+        f"{cfg['epochs']} epochs",
         "",
         f"Precision {info.get('precision')}, {info.get('threads')} torch threads, {info.get('train_samples')} "
         f"training images; {wall}training {info.get('train_seconds', 0) / 60:.1f} min; "

@@ -4,8 +4,9 @@ A form is a way to compute the same function: "plain" (conv -> ReLU -> pool, as 
 classic rule with max-pool before its ReLU and the last ReLU after the flatten) and "first_conv" (that, with
 FirstConv's faster weight gradient for a one-channel first layer), each in fp32 or, when precision is auto,
 bf16. Which wins depends on the CPU (a trick that won 10-20% on an EPYC lost 10-13% on a Sapphire Rapids), so
-the first run of a (machine, torch, architecture, shape, batch, threads) times a few steps of each and keeps
-the fastest in <cache>/forms.json; later runs read it and time nothing.
+the first run of a (machine, torch, architecture, shape, batch, threads) times a few steps of each (a slow one
+is rated from one or two steps) and keeps the fastest in <cache>/forms.json; later runs read it and time
+nothing. bf16 has to beat fp32 by a margin to be chosen.
 """
 
 import json
@@ -21,8 +22,11 @@ from .models import build_model
 
 FORMS = ("plain", "pool_first", "first_conv")
 BUDGET_SECONDS = 0.1  # timed steps per candidate and pass; two passes, alternating order
-WARMUP_STEPS = 2  # the first step also builds the kernels: the guard below reads the second
-MAX_STEP_SECONDS = 0.2  # a network whose step takes longer is not timed: the timing would cost more than ~2 s
+SLOW_STEP_SECONDS = 0.2  # a candidate whose step takes longer is rated from one timed step: two passes of it
+# would cost more than the ~2 s the timing may take (ResNet18 at batch 128 on two cores: 0.4 s fp32, 2 s bf16)
+CLEARLY_SLOWER = 3.0  # a warm-up step this many times the fastest timed step so far: rated from it, not timed
+BF16_MARGIN = 1.05  # bf16 rounds every product and shares cores badly (on a busy 2-core EPYC its conv steps
+# ran at a quarter of fp32's): it is chosen only when it is at least this much faster than the best fp32
 CACHE_FILE = "forms.json"
 
 
@@ -107,14 +111,18 @@ def stepper(cfg, shape, classes, form, bf16, images, labels, norm, device):
         optimizer.step()
 
     model.train()
-    for _ in range(WARMUP_STEPS):
-        start = time.perf_counter()
-        step()
-        sync(device)
-    return step, n, time.perf_counter() - start
+    return step, n, timed(step, device)  # the first step also builds the kernels: an overestimate
 
 
-def rate(step, n, _, device):
+def timed(step, device):
+    """Seconds one step takes."""
+    start = time.perf_counter()
+    step()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def rate(step, n, device):
     """Images per second of the step, timed for about BUDGET_SECONDS (at least one step)."""
     sync(device)
     steps, start = 0, time.perf_counter()
@@ -142,22 +150,11 @@ def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_
     if isinstance(saved, dict) and saved.get("choice") in known and isinstance(saved.get("rates"), dict):
         form, precision = saved["choice"].split("/")
         return result(form, precision, saved["rates"], False, 0.0)
-    started, rates = time.perf_counter(), {}
-    if len(options) > 1:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's RNG untouched
-            steppers = {}
-            for option in options:
-                steppers[name(*option)] = stepper(cfg, shape, classes, *option, images, labels, norm, device)
-                if steppers[name(*option)][2] > MAX_STEP_SECONDS:  # too slow to time: the rule decides
-                    steppers = {}
-                    break
-            # two passes in alternating order: a slow moment on a shared machine hits both ends
-            for round_ in range(2 if steppers else 0):
-                for label in list(steppers) if round_ == 0 else list(steppers)[::-1]:
-                    rates[label] = max(rates.get(label, 0.0), rate(*steppers[label], device))
+    started = time.perf_counter()
+    rates = measure(cfg, shape, classes, options, images, labels, norm, device) if len(options) > 1 else {}
     rates = {label: round(r, 1) for label, r in rates.items()}
     fallback = name("plain", by_rule(cfg, native_bf16))
-    best = max(rates, key=rates.get) if rates else fallback if fallback in known else name(*options[0])
+    best = pick(rates) if rates else fallback if fallback in known else name(*options[0])
     try:
         os.makedirs(os.fspath(cache_dir), exist_ok=True)
         with data.exclusive(path + ".lock"):  # two workers timing at once: neither entry is lost
@@ -168,6 +165,39 @@ def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_
         pass
     form, precision = best.split("/")
     return result(form, precision, rates, True, time.perf_counter() - started)
+
+
+def measure(cfg, shape, classes, options, images, labels, norm, device):
+    """-> {candidate: images/s}. Each is warmed up by one step; one clearly slower than the fastest so far is
+    rated from that step, one slow in its timed step from that step; the rest are timed in two passes."""
+    rates, seconds, steppers = {}, {}, {}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's RNG untouched
+        for option in options:
+            label = name(*option)
+            step, n, warm = stepper(cfg, shape, classes, *option, images, labels, norm, device)
+            if seconds and warm > CLEARLY_SLOWER * min(seconds.values()):
+                rates[label] = n / warm
+                continue
+            seconds[label] = timed(step, device)
+            rates[label] = n / seconds[label]
+            if seconds[label] <= SLOW_STEP_SECONDS:
+                steppers[label] = (step, n)
+        # two passes in alternating order: a slow moment on a shared machine hits both ends
+        for round_ in range(2 if len(steppers) > 1 else 0):
+            for label in list(steppers) if round_ == 0 else list(steppers)[::-1]:
+                rates[label] = max(rates[label], rate(*steppers[label], device))
+    return rates
+
+
+def pick(rates):
+    """The fastest candidate; a bf16 one only if it beats the best fp32 by BF16_MARGIN."""
+    best = max(rates, key=rates.get)
+    fp32 = [label for label in rates if label.endswith("/fp32")]
+    if best.endswith("/bf16") and fp32:
+        best_fp32 = max(fp32, key=rates.get)
+        if rates[best] < BF16_MARGIN * rates[best_fp32]:
+            return best_fp32
+    return best
 
 
 def result(form, precision, rates, measured, seconds):
