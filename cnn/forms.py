@@ -139,11 +139,15 @@ def sync(device):
 
 
 def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_bf16, autotune=True):
-    """-> {"form", "precision", "rates" ({candidate: images/s}), "measured" (timed now), "seconds"}."""
+    """-> {"form", "precision", "rates" ({candidate: images/s}), "measured" (timed now), "seconds",
+    "autotune" (false when switched off)}."""
     if not autotune:
         bf16 = by_rule(cfg, native_bf16)
-        return result("plain", "bf16" if bf16 else "fp32", {}, False, 0.0)
+        return result("plain", "bf16" if bf16 else "fp32", {}, False, 0.0, autotune=False)
     options = candidates(cfg, shape, device, native_bf16)
+    if len(options) == 1:  # nothing to choose between (a layer stack at a fixed precision)
+        form, bf16 = options[0]
+        return result(form, "bf16" if bf16 else "fp32", {}, False, 0.0)
     path = os.path.join(os.fspath(cache_dir), CACHE_FILE)
     entry_key = key(cfg, shape, classes, device)
     saved, known = read_cache(path).get(entry_key), {name(*o) for o in options}
@@ -151,10 +155,9 @@ def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_
         form, precision = saved["choice"].split("/")
         return result(form, precision, saved["rates"], False, 0.0)
     started = time.perf_counter()
-    rates = measure(cfg, shape, classes, options, images, labels, norm, device) if len(options) > 1 else {}
-    rates = {label: round(r, 1) for label, r in rates.items()}
-    fallback = name("plain", by_rule(cfg, native_bf16))
-    best = pick(rates) if rates else fallback if fallback in known else name(*options[0])
+    measured = measure(cfg, shape, classes, options, images, labels, norm, device)
+    rates = {label: round(r, 1) for label, r in measured.items()}
+    best = pick(rates)
     try:
         os.makedirs(os.fspath(cache_dir), exist_ok=True)
         with data.exclusive(path + ".lock"):  # two workers timing at once: neither entry is lost
@@ -200,5 +203,12 @@ def pick(rates):
     return best
 
 
-def result(form, precision, rates, measured, seconds):
-    return {"form": form, "precision": precision, "rates": rates, "measured": measured, "seconds": round(seconds, 3)}
+def result(form, precision, rates, measured, seconds, autotune=True):
+    return {
+        "form": form,
+        "precision": precision,
+        "rates": rates,
+        "measured": measured,
+        "seconds": round(seconds, 3),
+        "autotune": autotune,
+    }

@@ -350,6 +350,9 @@ def test_the_form_is_built_from_the_schema(new_tab):
             if name in OWN_WAY:
                 continue
             box = group.get_by_label(name, exact=True)
+            if not defaults["dataset"].startswith(properties[name].get("only_for", "")):
+                expect(box).to_be_hidden()  # declared for other datasets: image_size for folder ones only
+                continue
             expect(box).to_be_visible()
             expect(box).to_have_value(shown(defaults[name]))
             hint = group.locator(f"[data-field={name}] small")
@@ -504,8 +507,14 @@ def test_train_draws_both_runs_on_both_charts_and_stop_ends_them(tab):
     tab.wait_points(3)
     ids = tab.run_ids()
     assert all(ids) and ids[0] != ids[1]
-    for run_id, channels in zip(ids, ([8, 16], [4, 8]), strict=True):
-        assert tab.server.get(f"/api/runs/{run_id}").json()["config"]["channels"] == channels
+    for slot, run_id, channels in zip("ab", ids, ([8, 16], [4, 8]), strict=True):
+        run = tab.server.get(f"/api/runs/{run_id}").json()
+        assert run["config"]["channels"] == channels
+        # the form the engine chose for this run, said under its progress as run_started reported it
+        chosen = run["info"]["fast_form"]
+        expect(page.locator(f"#panel-{slot} .fast-form")).to_contain_text(
+            re.compile(rf"^fast form: {chosen['form']}, {chosen['precision']} · (measured|the only)")
+        )
 
     page.get_by_role("button", name="Stop", exact=True).click()
     for slot in "ab":
