@@ -1,9 +1,11 @@
 """Repeats over seeds on the main page, in headless Chromium against a server of its own: the repeats box
 sends "repeats" and shows the server's refusal; the store keeps every seed by slot; the group's progress,
 a band over the seeds for each model, error bars on the test accuracy, and the verdict citing the seeds it
-used; Stop ends every seed of the group."""
+used; Stop ends every seed of the group. The analysis page of a group: every seed in a table and a strip
+plot, with the group's verdict."""
 
 import re
+import time
 
 import pytest
 from conftest import server_in
@@ -96,6 +98,89 @@ def test_repeats_draw_a_band_per_model_and_the_verdict_cites_the_seeds(page, ser
     assert page.errors == []
 
 
+@pytest.fixture
+def group(server):
+    """An ended group with three seeds per model and its verdict: the band test's when it ran first (so no
+    second group trains), else one trained here."""
+    runs = server.get("/api/runs").json()["runs"]  # newest first
+    ended = [r["group"] for r in runs if r["repeats"] == 3 and r["status"] == "finished"]
+    if ended:
+        group = ended[0]
+    else:
+        models = [{**TINY, "channels": [4]}, {**TINY, "channels": [8]}]
+        answer = server.post("/api/runs", json={"models": models, "repeats": 3})
+        assert answer.status_code == 202, answer.text
+        group = answer.json()["runs"][0]["group"]
+    deadline = time.time() + TIMEOUT / 1000
+    while time.time() < deadline:  # 409 until every seed has ended and been analysed
+        answer = server.get(f"/api/groups/{group}/verdict")
+        if answer.status_code == 200:
+            return group, answer.json()
+        assert answer.status_code == 409, answer.text
+        time.sleep(0.5)
+    raise AssertionError(f"group {group} has no verdict after {TIMEOUT // 1000} s")
+
+
+def test_the_group_seeds_route_lists_every_seed_with_its_scores(server, group):
+    group, verdict = group
+    got = server.get(f"/api/groups/{group}/seeds").json()
+    assert got["group"] == group and got["repeats"] == 3 and got["waiting"] == 0
+    for slot in "ab":
+        rows = [row for row in got["seeds"] if row["model"] == slot]
+        assert [row["seed"] for row in rows] == verdict["seeds_used"][slot] and all(row["used"] for row in rows)
+        assert [row["accuracy"] for row in rows] == verdict["accuracy"][slot]["values"]
+        assert all(0 < row["macro_f1"] <= 1 and row["train_seconds"] > 0 for row in rows)
+        assert got["mean"][slot]["seeds"] == 3
+        assert got["mean"][slot]["accuracy"] == pytest.approx(verdict["accuracy"][slot]["mean"])
+    for path in ("seeds", "verdict"):
+        answer = server.get(f"/api/groups/nosuchgroup/{path}")
+        assert answer.status_code == 404 and "no group with id 'nosuchgroup'" in answer.json()["error"]
+
+
+def test_the_analysis_link_of_a_group_shows_every_seed_and_a_strip_plot(page, server, group):
+    group, verdict = group
+    page.reload()  # the main page shows the newest group: this one
+    page.wait_for_selector("body[data-ready]")
+    page.get_by_role("link", name="Analyse A vs B").click()
+    page.wait_for_selector("body[data-ready]")
+    seeds = page.locator("#seeds")
+    expect(seeds).to_be_visible()
+    expect(seeds).to_have_attribute("data-state", "ready")
+    expect(page.locator("#seeds-verdict")).to_have_text(verdict["sentence"])
+    for slot in "ab":
+        rows = seeds.locator(f"tr.seed-row[data-model={slot}]")
+        expect(rows).to_have_count(3)
+        seed_texts = rows.locator("td:nth-child(2)").all_inner_texts()
+        assert seed_texts == [str(s) for s in verdict["seeds_used"][slot]]
+        accuracies = rows.locator("td:nth-child(3)").all_inner_texts()
+        assert accuracies == [f"{100 * v:.2f}%" for v in verdict["accuracy"][slot]["values"]]
+        assert all(re.fullmatch(r"0\.\d{3}", f1) for f1 in rows.locator("td:nth-child(4)").all_inner_texts())
+        expect(rows.locator("td.status")).to_have_text(["finished"] * 3)
+        mean = seeds.locator(f"tr.mean-row[data-model={slot}]")
+        expect(mean.locator("td").nth(0)).to_have_text("3 seeds")
+        expect(mean.locator("td").nth(1)).to_have_text(f"{100 * verdict['accuracy'][slot]['mean']:.2f}%")
+        # the strip plot: a dot per seed on each model's row, and a bar at its mean
+        expect(page.locator(f"#seeds-plot circle.seed-dot[data-model={slot}]")).to_have_count(3)
+        expect(page.locator(f"#seeds-plot line.seed-mean[data-model={slot}]")).to_have_count(1)
+    assert page.errors == []
+
+
+def test_the_analysis_page_opens_a_group_by_its_id(page, server, group):
+    group, verdict = group
+    runs = [r for r in server.get("/api/runs").json()["runs"] if r["group"] == group]
+    first = {slot: next(r["id"] for r in runs if r["slot"] == i and r["repeat"] == 0) for i, slot in enumerate("ab")}
+    page.goto(f"{server.url}/analysis?group={group}")
+    page.wait_for_selector("body[data-ready]")
+    for slot in "ab":  # the pickers show each model's first seed; the Seeds section every seed
+        expect(page.locator(f"#run-{slot}")).to_have_value(first[slot])
+    expect(page.locator("#seeds-plot circle.seed-dot")).to_have_count(6)
+    expect(page.locator("#seeds-verdict")).to_have_text(verdict["sentence"])
+    page.goto(f"{server.url}/analysis?group=nosuchgroup")
+    page.wait_for_selector("body[data-ready]")
+    expect(page.locator(".pickers .message")).to_have_text(re.compile("^There is no group nosuchgroup"))
+    assert page.errors == []
+
+
 def test_a_repeats_value_the_server_refuses_shows_its_sentence(page, server):
     before = len(server.get("/api/runs").json()["runs"])
     train(page, 11, {"channels": "4"}, {"channels": "8"})
@@ -149,3 +234,10 @@ def test_stop_ends_every_seed_of_the_group(page, server):
     assert [server.get(f"/api/runs/{r['id']}").json()["status"] for r in runs] == ["stopped"] * 6
     expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled()
     assert page.errors == []
+    # the analysis page lists every seed, each left out of the means and the plot
+    seeds = server.get(f"/api/groups/{runs[0]['group']}/seeds").json()
+    assert [row["used"] for row in seeds["seeds"]] == [False] * 6 and seeds["mean"]["a"]["seeds"] == 0
+    page.goto(f"{server.url}/analysis?group={runs[0]['group']}")
+    expect(page.locator("#seeds tr.seed-row td.status")).to_have_text(["stopped · left out"] * 6)
+    expect(page.locator("#seeds-plot circle.seed-dot")).to_have_count(0)
+    expect(page.locator("#seeds-verdict")).to_contain_text("No seed of one model ended with an analysis")

@@ -40,7 +40,7 @@ def model_configs(data):
     for i, raw in enumerate(given):
         try:
             cfg = validate(raw, defaults_for(i))
-            info = dataset_info(cfg.dataset)
+            info = dataset_info(cfg.dataset, cfg.image_size)
             models.describe(cfg, info.shape, len(info.classes))
             configs.append(cfg)
         except ConfigError as exc:
@@ -94,18 +94,29 @@ def stop_run(run_id):
     return jsonify(runs().stop(run_id).summary(metrics=False))
 
 
-@bp.get("/api/groups/<group>/verdict")
-def group_verdict(group):
-    """Is the gap real? McNemar per seed pair and Welch's t over the seeds; 409 until every run has ended and
-    been analysed."""
+def group_members(group):
+    """The runs started together as `group`, newest first; a 404 when there are none."""
     members = [r for r in runs().newest_first() if r.group == group]
     if not members:
         raise UnknownRun(f"group: no group with id {group!r}; a run's group is in GET /api/runs")
-    waiting = [
+    return members
+
+
+def waiting_in(members):
+    """The runs still training, or finished and not yet analysed: the verdict waits for them."""
+    return [
         r
         for r in members
         if r.status in events.ACTIVE or (r.status == events.FINISHED and r.analysis in (None, "pending"))
     ]
+
+
+@bp.get("/api/groups/<group>/verdict")
+def group_verdict(group):
+    """Is the gap real? McNemar per seed pair and Welch's t over the seeds; 409 until every run has ended and
+    been analysed."""
+    members = group_members(group)
+    waiting = waiting_in(members)
     if waiting:
         raise Busy(
             f"{len(waiting)} of the group's {len(members)} runs are still training or being analysed; "
@@ -143,7 +154,7 @@ def check_model():
     if slot not in ("a", "b"):
         raise ConfigError("slot", "must be a or b (whose defaults fill the fields not sent)")
     cfg = validate(data.get("config"), defaults_for("ab".index(slot)))
-    info = dataset_info(cfg.dataset)
+    info = dataset_info(cfg.dataset, cfg.image_size)
     rows = models.describe(cfg, info.shape, len(info.classes))
     return jsonify(
         config=cfg.to_dict(),
@@ -156,10 +167,11 @@ def check_model():
     )
 
 
-def dataset_info(name):
-    """A dataset's Info, or a 400 naming `dataset` when it is not on disk as a folder dataset must be."""
+def dataset_info(name, size=None):
+    """A dataset's Info (a folder's at side `size`, a config's image_size), or a 400 naming `dataset` when it
+    is not on disk as a folder dataset must be."""
     try:
-        return datasets.describe(name, current_app.config["DATA_DIR"])
+        return datasets.describe(name, current_app.config["DATA_DIR"], size)
     except datasets.DataError as exc:
         raise ConfigError("dataset", str(exc)) from None
 
@@ -199,16 +211,18 @@ def predict():
 @bp.get("/api/samples")
 def samples():
     """The first `count` images of a dataset's test split (or train, with split=train), pixels in [0, 1] as
-    (count, channels, height, width), for the page's prediction grid and the dataset view."""
+    (count, channels, height, width), for the page's prediction grid and the dataset view; a folder's at
+    side image_size (as a run's config has it; default 32)."""
     name = datasets.check_name(request.args.get("dataset", "mnist"))
+    size = validate({"dataset": name, "image_size": request.args.get("image_size")}).image_size
     count = request.args.get("count", "16")
     if not re.fullmatch(r"\d{1,3}", count, re.ASCII) or not 1 <= int(count) <= MAX_SAMPLES:
         raise ConfigError("count", f"must be a whole number from 1 to {MAX_SAMPLES}")
     split = request.args.get("split", "test")
     if split not in ("test", "train"):
         raise ConfigError("split", "must be test or train")
-    info = dataset_info(name)
-    images, labels = test_set(name) if split == "test" else train_set(name)
+    info = dataset_info(name, size)
+    images, labels = test_set(name, size) if split == "test" else train_set(name, size)
     picked = images[: int(count)].float().div(255)
     return jsonify(images=picked.tolist(), labels=labels[: int(count)].tolist(), classes=info.classes, shape=info.shape)
 
@@ -218,16 +232,17 @@ def augment_preview():
     """The first `count` training images of a dataset, augmented as a run with `augment` would see them:
     pixels in [0, 1] as (count, channels, height, width), beside the originals."""
     data = body()
-    unknown = sorted(set(data) - {"dataset", "augment", "count", "seed"})
+    unknown = sorted(set(data) - {"dataset", "image_size", "augment", "count", "seed"})
     if unknown:
-        raise ConfigError(unknown[0], "is not understood; send dataset, augment, count and seed")
+        raise ConfigError(unknown[0], "is not understood; send dataset, image_size, augment, count and seed")
     name = datasets.check_name(data.get("dataset", "mnist"))
-    info = dataset_info(name)
-    cfg = validate({"dataset": name, "augment": data.get("augment", {}), "seed": data.get("seed", 0)})
+    fields = {"dataset": name, "image_size": data.get("image_size"), "augment": data.get("augment", {})}
+    cfg = validate({**fields, "seed": data.get("seed", 0)})
+    info = dataset_info(name, cfg.image_size)
     count = data.get("count", 16)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SAMPLES:
         raise ConfigError("count", f"must be a whole number from 1 to {MAX_SAMPLES}")
-    images, labels = train_set(name)
+    images, labels = train_set(name, cfg.image_size)
     original = images[:count]
     generator = torch.Generator().manual_seed(cfg.seed)
     changed = augment(original, cfg.augment.crop, cfg.augment.flip, generator)
@@ -245,9 +260,9 @@ def list_datasets():
     return jsonify(datasets=[info.to_dict() for info in datasets.listing(current_app.config["DATA_DIR"])])
 
 
-def test_set(name):
+def test_set(name, size=None):
     """A dataset's test split, uint8 (N, C, H, W)."""
-    return split_of(name, train=False)
+    return split_of(name, train=False, size=size)
 
 
 def in_thread(fn, *args):
@@ -259,18 +274,18 @@ def in_thread(fn, *args):
     return tpool.execute(fn, *args) if patcher.is_monkey_patched("thread") else fn(*args)
 
 
-def train_set(name):
-    return split_of(name, train=True)
+def train_set(name, size=None):
+    return split_of(name, train=True, size=size)
 
 
-def split_of(name, train):
+def split_of(name, train, size=None):
     """Built-in splits are held in memory; a folder's is read from the decoded cache each time, whose key
     follows the files, so a changed folder is seen at once. Decoding runs in an OS thread (eventlet's tpool),
     so live curves keep flowing; a dataset not on disk is never downloaded from a request."""
-    if not dataset_info(name).on_disk:
+    if not dataset_info(name, size).on_disk:
         raise ConfigError("dataset", f"{name} is not on disk yet: the first run of it downloads it")
     data_dir, cache_dir = current_app.config["DATA_DIR"], runs().cache_dir
-    load = lambda: in_thread(datasets.load, name, data_dir, train, cache_dir)  # noqa: E731
+    load = lambda: in_thread(datasets.load, name, data_dir, train, cache_dir, size)  # noqa: E731
     if name not in datasets.BUILTIN:
         return load()
     cache = current_app.extensions.setdefault("splits", {})

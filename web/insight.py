@@ -1,19 +1,21 @@
-"""Routes that explain ended runs: analysis, confusion cells, disagreements, gradients, activations."""
+"""Routes that explain ended runs: analysis, confusion cells, disagreements, gradients, activations, and the
+seeds of a group trained with repeats."""
 
 import json
 from collections import OrderedDict
 
 from flask import Blueprint, current_app, jsonify, request
 
-from cnn import infer
+from cnn import events, infer
 from cnn.config import ConfigError
 
-from .api import body, dataset_info, runs, test_set
+from .api import body, dataset_info, group_members, runs, test_set, waiting_in
 
 bp = Blueprint("insight", __name__)
 GALLERY = 24  # images per gallery answer
 CACHED_ANALYSES = 8  # each holds two numbers per test image
 PER_IMAGE = ("predictions", "confidences", "labels")  # big per-test-image arrays, served through the galleries
+SEED_FACTS = ("accuracy", "macro_f1", "train_seconds")  # what the seeds table shows of each analysis
 
 
 class NotReady(RuntimeError):
@@ -42,8 +44,9 @@ def analysis_of(run):
     return cache[run.id]
 
 
-def images_at(dataset, indices):
-    images, _ = test_set(dataset)
+def images_at(run, indices):
+    """Test images of the run's dataset at the side it trained at."""
+    images, _ = test_set(run.config.dataset, run.config.image_size)
     return [images[i].float().div(255).tolist() for i in indices]
 
 
@@ -85,7 +88,7 @@ def confusion_cell(run_id):
         count=len(hits),
         indices=shown,
         confidences=[result["confidences"][i] for i in shown],
-        images=images_at(run.config.dataset, shown),
+        images=images_at(run, shown),
     )
 
 
@@ -118,7 +121,7 @@ def compare():
                 "pred_b": rb["predictions"][i],
                 "conf_b": rb["confidences"][i],
             }
-            for i, img in zip(shown, images_at(a.config.dataset, shown), strict=True)
+            for i, img in zip(shown, images_at(a, shown), strict=True)
         ]
 
     return jsonify(
@@ -158,3 +161,49 @@ def layer_activations(run_id):
         raise ConfigError("image", f"must be a {'grey' if c == 1 else 'RGB'} {h}x{w} image for this run")
     maps = infer.activations(model, image.mul(255)[None], norm)
     return jsonify(layers=[{"name": name, "shape": list(m.shape), "maps": m.tolist()} for name, m in maps])
+
+
+def seed_facts(run):
+    """SEED_FACTS of a run's analysis (None each without one), kept per run: the files are large and a
+    page waiting for a group's verdict asks every few seconds."""
+    if run.analysis != "ready":
+        return dict.fromkeys(SEED_FACTS)
+    path = runs().analysis_path(run.id)
+    key = (run.id, path.stat().st_mtime_ns)
+    cache = current_app.extensions.setdefault("seed_facts", {})
+    if key not in cache:
+        result = json.loads(path.read_text())
+        cache[key] = {name: result.get(name) for name in SEED_FACTS}
+    return cache[key]
+
+
+def mean_of(rows, name):
+    values = [row[name] for row in rows if row[name] is not None]
+    return sum(values) / len(values) if values else None
+
+
+@bp.get("/api/groups/<group>/seeds")
+def group_seeds(group):
+    """Every seed of a group, model by model, with its test accuracy, macro F1 and training time, and each
+    model's mean over the seeds the verdict uses: finished, with an analysis (failed or stopped ones are left
+    out). `waiting` counts the runs the verdict still waits for."""
+    members = sorted(group_members(group), key=lambda r: (r.slot, r.repeat))
+    rows = [
+        {
+            "id": r.id,
+            "model": "ab"[r.slot],
+            "seed": r.config.seed,
+            "repeat": r.repeat,
+            "status": r.status,
+            "analysis": r.analysis,
+            "used": r.status == events.FINISHED and r.analysis == "ready",
+            **seed_facts(r),
+        }
+        for r in members
+    ]
+    mean = {}
+    for model in "ab":
+        used = [row for row in rows if row["model"] == model and row["used"]]
+        mean[model] = {"seeds": len(used), **{name: mean_of(used, name) for name in SEED_FACTS}}
+    repeats = max(r.repeats for r in members)
+    return jsonify(group=group, repeats=repeats, waiting=len(waiting_in(members)), seeds=rows, mean=mean)

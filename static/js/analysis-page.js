@@ -1,5 +1,5 @@
-// Page-level views of the analysis page: the two run pickers (which also keep the URL's ?a=&b=)
-// with the page's message line, and body's data-dataset, data-named and data-ready flags.
+// Page-level views of the analysis page: the two run pickers (which also keep the URL's ?a=&b=; a pick
+// drops ?group=) with the page's message line, and body's data-dataset, data-named and data-ready flags.
 
 import { $, el } from "./dom.js";
 import { message } from "./analysis-parts.js";
@@ -40,6 +40,7 @@ export function mountPickers(store) {
   function chosen() {
     const ids = { a: select("a").value || null, b: select("b").value || null };
     const url = new URL(location.href);
+    url.searchParams.delete("group"); // the pair now says which runs, and so which group, are shown
     for (const slot of SLOTS) {
       if (ids[slot]) url.searchParams.set(slot, ids[slot]);
       else url.searchParams.delete(slot);

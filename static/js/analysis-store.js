@@ -3,11 +3,25 @@
 // and redraw from what they are handed. Each change replaces the slices it touches, so a view can
 // tell by identity whether its part changed.
 
-import { activations, compareRuns, getAnalysis, getCell, getGradients, getRun, listRuns, samples } from "./api.js";
+import { activations, call, compareRuns, getAnalysis, getCell, getGradients, getRun, listRuns, samples } from "./api.js";
 
 export const SLOTS = ["a", "b"];
 const POLL_MS = 2000; // while a chosen run is still being analysed
 const SAMPLES = 16; // test images to pick the feature maps' input from
+
+const groupCall = (group, what) => call("GET", `/api/groups/${encodeURIComponent(group)}/${what}`);
+
+/** The group trained with repeats that both runs of the pair belong to, else null. */
+export function groupOf({ runs, ids }) {
+  const a = runs?.get(ids.a), b = runs?.get(ids.b);
+  return a && b && a.group && a.group === b.group && a.repeats > 1 ? a.group : null;
+}
+
+/** A slot's run to show for a group: its first seed with an analysis, else its first seed. */
+function leadOf(members, slot) {
+  const seeds = members.filter((r) => r.slot === slot).sort((x, y) => x.repeat - y.repeat);
+  return (seeds.find((r) => r.analysis === "ready") ?? seeds[0])?.id ?? null;
+}
 
 const sameShape = (pixels, [c, h, w]) => pixels.length === c && pixels[0].length === h && pixels[0][0].length === w;
 
@@ -91,6 +105,7 @@ export function createStore() {
     samplesError: null,
     image: null, // {pixels (C, H, W), source (words), sample: index in samples or null, drawn}: the maps' input
     maps: null, // {loading, answers: bySlot or null}: feature maps of image
+    group: null, // {id, seeds: GET /api/groups/<id>/seeds or null, error, verdict: {waiting: n} | {value} | {error}}
     ready: null, // body[data-ready]: "empty" | "error" | "partial" | "full", null while loading
   };
   const subscribers = [];
@@ -108,7 +123,10 @@ export function createStore() {
     subscribers.push(fn);
   }
 
-  /** Lists the runs and picks the pair: wanted ({a, b} from the URL) or the two newest analysed. */
+  /**
+   * Lists the runs and picks the pair: wanted ({a, b} from the URL), the first seed of each model of
+   * wanted.group, or the two newest analysed.
+   */
   async function start(wanted) {
     let runs;
     try {
@@ -120,9 +138,13 @@ export function createStore() {
     const ready = runs.filter((r) => r.analysis === "ready"); // newest first
     // the two newest in the order they were trained: the older is A
     const defaults = { a: ready[1]?.id ?? ready[0]?.id ?? null, b: ready[0]?.id ?? null };
-    const ids = { a: wanted.a || defaults.a, b: wanted.b || defaults.b };
+    const members = wanted.group ? runs.filter((r) => r.group === wanted.group) : [];
+    const leads = { a: leadOf(members, 0), b: leadOf(members, 1) };
+    const ids = { a: wanted.a || leads.a || defaults.a, b: wanted.b || leads.b || defaults.b };
     let note = "";
-    if (!ready.length && !wanted.a && !wanted.b) {
+    if (wanted.group && !members.length) {
+      note = `There is no group ${wanted.group}; showing the newest runs instead.`;
+    } else if (!ready.length && !wanted.a && !wanted.b) {
       note = "No run has an analysis yet: train two models on the main page and come back when they have ended.";
     } else if (ready.length < 2 && !(wanted.a && wanted.b)) {
       note = "Only one run has an analysis so far; both pickers show it until a second run ends.";
@@ -132,7 +154,7 @@ export function createStore() {
   }
 
   function choose(ids) {
-    set({ ids: { a: ids.a || null, b: ids.b || null } });
+    set({ ids: { a: ids.a || null, b: ids.b || null }, note: "" }); // start()'s note was about its own pick
     load();
   }
 
@@ -145,7 +167,8 @@ export function createStore() {
       set({ generation, ready: "empty" });
       return;
     }
-    set({ generation, ready: null, note: "", dataset: datasetOf(state, "a"), cell: null });
+    const group = groupOf(state);
+    set({ generation, ready: null, dataset: datasetOf(state, "a"), cell: null, group: group && { id: group } });
     const settled = await Promise.allSettled([getAnalysis(a), getAnalysis(b)]);
     if (stale(generation)) return;
     const results = {}, errors = {};
@@ -158,7 +181,8 @@ export function createStore() {
     const pending = SLOTS.filter((slot) => errors[slot]?.status === 409);
     if (pending.length) waitFor(generation, pending.map((slot) => state.ids[slot]));
 
-    await Promise.allSettled([loadGradients(generation), both && loadCompare(generation), loadSamples(generation)]);
+    const parts = [loadGradients(generation), both && loadCompare(generation), loadSamples(generation)];
+    await Promise.allSettled([...parts, group && loadGroup(generation, group)]);
     if (stale(generation)) return;
     await showMaps();
     if (stale(generation)) return;
@@ -180,6 +204,34 @@ export function createStore() {
     }, POLL_MS);
   }
 
+  /**
+   * The group's seeds, then its verdict once no run of it still trains or waits for its analysis (the
+   * seeds answer counts them); until then the seeds are asked again every few seconds. Asking the verdict
+   * only then spares the console a 409 on every look.
+   */
+  async function loadGroup(generation, id) {
+    let seeds = state.group?.seeds ?? null, error = null, verdict;
+    try {
+      seeds = await groupCall(id, "seeds");
+    } catch (e) {
+      error = e;
+    }
+    if (stale(generation)) return;
+    const waiting = !error && seeds.waiting > 0;
+    if (error) verdict = { error };
+    else if (waiting) verdict = { waiting: seeds.waiting };
+    else {
+      try {
+        verdict = { value: await groupCall(id, "verdict") };
+      } catch (e) {
+        verdict = { error: e };
+      }
+      if (stale(generation)) return;
+    }
+    set({ group: { id, seeds, error, verdict } });
+    if (waiting) setTimeout(() => !stale(generation) && loadGroup(generation, id), POLL_MS);
+  }
+
   async function loadGradients(generation) {
     const settled = await Promise.allSettled(SLOTS.map((s) => getGradients(state.ids[s])));
     if (!stale(generation)) set({ gradients: bySlot(settled) });
@@ -197,16 +249,17 @@ export function createStore() {
   /** The test images to pick from, once per data set; the first becomes the input unless one of their shape is. */
   async function loadSamples(generation) {
     const dataset = datasetOf(state, "a");
-    if (state.samples?.dataset === dataset) return;
+    const size = (state.runs?.get(state.ids.a) ?? state.runs?.get(state.ids.b))?.config.image_size ?? null;
+    if (state.samples?.dataset === dataset && state.samples.size === size) return;
     let data;
     try {
-      data = await samples(dataset, SAMPLES);
+      data = await samples(dataset, SAMPLES, "test", size); // at the side the runs trained at (a folder's)
     } catch (error) {
       set({ samplesError: error });
       return;
     }
     if (stale(generation)) return;
-    const loaded = { dataset, images: data.images, labels: data.labels, classes: data.classes, shape: data.shape };
+    const loaded = { dataset, size, images: data.images, labels: data.labels, classes: data.classes, shape: data.shape };
     // a drawing stays the input where it fits; a test image of another data set gives way to this one's first
     const kept = state.image?.drawn && sameShape(state.image.pixels, data.shape);
     const image = kept ? state.image : sampleImage(loaded, 0);
