@@ -27,7 +27,7 @@ def read_configs(paths, data_dir):
             raise SystemExit(f"--config {path}: cannot read a JSON object ({exc})") from None
         try:
             cfg = validate(raw, defaults_for(i))
-            info = datasets.describe(cfg.dataset, data_dir)
+            info = datasets.describe(cfg.dataset, data_dir, cfg.image_size)
             models.describe(cfg, info.shape, len(info.classes))  # an impossible stack is refused before training
         except (ConfigError, datasets.DataError) as exc:
             raise SystemExit(f"--config {path}: {exc}") from None

@@ -104,7 +104,7 @@ def analyse(cfg, data_dir, weights_path, device, info, bf16=False, cache_dir=Non
     model, meta, norm = infer.load_model(cfg, weights_path)
     model.to(device)
     shape, classes = meta["shape"], len(meta["classes"])
-    images, labels = datasets.load(cfg.dataset, data_dir, False, cache_dir or datasets.default_cache_dir())
+    images, labels = datasets.load(cfg.dataset, data_dir, False, cache_dir, cfg.image_size)
 
     # the arithmetic it trained and was tested in, so accuracy here matches the last epoch's
     def autocast():

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import layers as layer_decls
 
 DATASETS = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000}  # built-in name -> training-set size
+SIDES = {"mnist": 28, "fashion_mnist": 28, "cifar10": 32}  # built-in name -> its images' side, which never changes
+MIN_SIDE, MAX_SIDE, DEFAULT_SIDE = 28, 64, 32  # a folder dataset's images are resized to a square of this side
 FOLDER_NAME = re.compile(r"folder:([A-Za-z0-9_-]{1,64})", re.ASCII)  # a user's image folder: a name, never a path
 DATASET_RULE = "must be mnist, fashion_mnist, cifar10 or folder:<name>, a name of 1 to 64 letters, digits, _ or -"
 MAX_TRAIN = 1_000_000  # a folder dataset's cap; a built-in one's is its size
@@ -91,6 +93,14 @@ class RunConfig(BaseModel):
     batch_size: int = Field(64, ge=1, le=4096, description="images per training step")
     epochs: int = Field(3, ge=1, le=50, description="passes over the training set")
     dataset: str = Field("mnist", description="the data it trains and is tested on")
+    # None: the dataset's own side, DEFAULT_SIDE for a folder. The page shows it for folder datasets only.
+    image_size: int | None = Field(
+        None,
+        ge=MIN_SIDE,
+        le=MAX_SIDE,
+        description=f"folder datasets: the side images are resized to; empty = {DEFAULT_SIDE}",
+        json_schema_extra={"only_for": "folder:", "empty": str(DEFAULT_SIDE)},
+    )
     augment: Augment = Field(default_factory=lambda: Augment(), description="random changes to training batches")
     validation: float = Field(
         0, ge=0, le=0.5, allow_inf_nan=False, description="share of the training set held out to pick the best epoch"
@@ -144,10 +154,10 @@ class RunConfig(BaseModel):
             raise ValueError(DATASET_RULE)
         return name
 
-    @field_validator("batch_size", "epochs", "seed", "train_samples", "patience", mode="before")
+    @field_validator("batch_size", "epochs", "seed", "train_samples", "patience", "image_size", mode="before")
     @classmethod
     def _whole(cls, value, info):
-        if value in ("", None) and info.field_name in ("seed", "train_samples"):
+        if value in ("", None) and info.field_name in ("seed", "train_samples", "image_size"):
             return cls.model_fields[info.field_name].default  # an empty optional box
         return whole(value)
 
@@ -211,6 +221,7 @@ NESTED_RULES = {
     "model": "must be resnet18, or empty for layers or channels",
     "augment": 'must be {"crop": 0 to 8 pixels of padding, "flip": true or false}',
     "train_samples": f"must be a whole number from 1 to the dataset's training-set size ({MAX_TRAIN} at most)",
+    "image_size": f"must be a whole number of pixels from {MIN_SIDE} to {MAX_SIDE}, or empty for {DEFAULT_SIDE}",
 }
 
 
@@ -255,6 +266,11 @@ def validate(data, defaults=None):
     cap = DATASETS.get(cfg.dataset)
     if cap and cfg.train_samples is not None and cfg.train_samples > cap:  # the bound depends on the data set
         raise ConfigError("train_samples", f"must be a whole number from 1 to {cap} for {cfg.dataset}")
+    side = SIDES.get(cfg.dataset)
+    if side and cfg.image_size not in (None, side):  # refused, not ignored: a run is never silently other than asked
+        raise ConfigError(
+            "image_size", f"applies to folder datasets only: {cfg.dataset} images are {side}x{side}; leave it empty"
+        )
     if cfg.layers == []:
         raise ConfigError("layers", rule("layers"))
     if cfg.model and cfg.layers is not None:

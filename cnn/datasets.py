@@ -18,7 +18,7 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2.functional import resize
 
 from . import data
-from .config import DATASET_RULE, DATASETS, FOLDER_NAME, ConfigError
+from .config import DATASET_RULE, DATASETS, DEFAULT_SIDE, FOLDER_NAME, MAX_SIDE, MIN_SIDE, ConfigError, rule
 from .data import DataError, Norm
 
 DIGITS = tuple("0123456789")
@@ -28,7 +28,6 @@ CIFAR_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
 NAME_RULE = DATASET_RULE
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MIN_CLASSES, MAX_CLASSES = 2, 100
-MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 28, 64, 32
 TEST_FRACTION, SPLIT_SEED = 0.2, 0  # a folder with no test/ gives this share of each class to the test split
 CACHE_VERSION = 3  # bump when the decoding changes, so old cache files are not trusted
 ORDER_SEED = 0  # class folders are read class by class; a fixed shuffle mixes them, so "the first N" is fair
@@ -59,23 +58,27 @@ def check_name(name):
     raise ConfigError("dataset", NAME_RULE)
 
 
-def source(name, size=DEFAULT_SIZE):
+def source(name, size=None):
+    """A dataset's source; `size` (a config's image_size) is the side a folder's images are resized to, None
+    for DEFAULT_SIDE. A built-in dataset keeps its own side (the config refuses another)."""
     name = check_name(name)
     if name in BUILTIN:
         return BUILTIN[name]
-    if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise ConfigError("size", f"must be a whole number of pixels from {MIN_SIZE} to {MAX_SIZE}")
+    size = DEFAULT_SIDE if size is None else size
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIDE <= size <= MAX_SIDE:
+        raise ConfigError("image_size", rule("image_size"))
     return Folder(FOLDER_NAME.fullmatch(name).group(1), size)
 
 
-def describe(name, data_dir, size=DEFAULT_SIZE):
+def describe(name, data_dir, size=None):
     """-> Info of one dataset."""
     return source(name, size).info(Path(data_dir))
 
 
-def load(name, data_dir, train, cache_dir, size=DEFAULT_SIZE):
-    """-> (images uint8 (N, C, H, W), labels int64 (N,))."""
-    images, labels, _, _ = source(name, size).load(Path(data_dir), train, Path(cache_dir))
+def load(name, data_dir, train, cache_dir=None, size=None):
+    """-> (images uint8 (N, C, H, W), labels int64 (N,)); cache_dir None: default_cache_dir()."""
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    images, labels, _, _ = source(name, size).load(Path(data_dir), train, cache_dir)
     return images, labels
 
 
@@ -102,7 +105,7 @@ def default_cache_dir():
     return Path(os.environ.get("CNN_CACHE_DIR") or Path.home() / ".cache" / "cnn-playground")
 
 
-def open_dataset(name, data_dir, cache_dir=None, size=DEFAULT_SIZE):
+def open_dataset(name, data_dir, cache_dir=None, size=None):
     """-> Loaded: both splits, class names, shape and Norm (cached decoding: a second open is fast)."""
     src, data_dir = source(name, size), Path(data_dir)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -112,7 +115,7 @@ def open_dataset(name, data_dir, cache_dir=None, size=DEFAULT_SIZE):
     return Loaded(name, list(classes), list(train_x.shape[1:]), Norm(mean, std), train_x, train_y, test_x, test_y)
 
 
-def stats(name, data_dir, cache_dir, size=DEFAULT_SIZE):
+def stats(name, data_dir, cache_dir, size=None):
     """-> (mean, std): per-channel lists of the training pixels scaled to [0, 1]."""
     _, _, mean, std = source(name, size).load(Path(data_dir), True, Path(cache_dir))
     return mean, std
@@ -126,7 +129,7 @@ def listing(data_dir):
     for entry in sorted(os.scandir(root), key=lambda e: e.name) if root.is_dir() else ():
         if entry.is_dir() and FOLDER_NAME.fullmatch("folder:" + entry.name):
             try:
-                found.append(Folder(entry.name, DEFAULT_SIZE).info(data_dir))
+                found.append(Folder(entry.name, DEFAULT_SIDE).info(data_dir))
             except (DataError, OSError):  # not a usable dataset (one class, no images...): loading it says why
                 pass
     return found

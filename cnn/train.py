@@ -107,8 +107,11 @@ class Trainer:
     the order given (a run's worker passes plugins.standard(emit, weights_path): its events, weight
     snapshots and memory readings). With none, the trainer just trains."""
 
-    def __init__(self, cfg, data_dir, device="auto", plugins=(), should_stop=None, cache_dir=None, autotune=True):
+    def __init__(
+        self, cfg, data_dir, device="auto", plugins=(), should_stop=None, cache_dir=None, autotune=True, dataset=None
+    ):
         self.cfg, self.data_dir, self.cache_dir, self.autotune = cfg, data_dir, cache_dir, autotune
+        self.preloaded = dataset  # cfg's dataset, opened already by a warm worker (cnn/worker.py), or None
         self.device = pick_device(device)
         self.should_stop = should_stop or (lambda: False)
         self.bf16 = use_bf16(cfg.precision, self.device)  # until setup() has chosen the fast form
@@ -147,7 +150,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self.dataset = found = datasets.open_dataset(cfg.dataset, self.data_dir, self.cache_dir)
+        self.dataset = found = self.preloaded or datasets.open_dataset(
+            cfg.dataset, self.data_dir, self.cache_dir, cfg.image_size
+        )
         self.norm = found.norm
         images, labels = found.train_images, found.train_labels
         if cfg.train_samples:
@@ -164,6 +169,8 @@ class Trainer:
             cfg, found.shape, classes, self.images, self.labels, self.norm, dev, cache, native_bf16(dev), self.autotune
         )
         self.bf16 = self.fast_form["precision"] == "bf16"
+        if dev.type == "cpu":
+            torch.set_num_threads(self.fast_form["threads"])  # fewer than allotted where that timed faster
         torch.manual_seed(cfg.seed)  # the run's weights do not depend on whether a timing ran
         model = build_model(cfg, found.shape, classes, form=self.fast_form["form"]).to(dev)
         self.model = model.to(memory_format=torch.channels_last) if dev.type == "cpu" else model

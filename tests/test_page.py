@@ -513,7 +513,7 @@ def test_train_draws_both_runs_on_both_charts_and_stop_ends_them(tab):
         # the form the engine chose for this run, said under its progress as run_started reported it
         chosen = run["info"]["fast_form"]
         expect(page.locator(f"#panel-{slot} .fast-form")).to_contain_text(
-            re.compile(rf"^fast form: {chosen['form']}, {chosen['precision']} · (measured|the only)")
+            re.compile(rf"^fast form: {chosen['form']}, {chosen['precision']}, {chosen['threads']} threads? · ")
         )
 
     page.get_by_role("button", name="Stop", exact=True).click()

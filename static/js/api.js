@@ -40,8 +40,8 @@ export const listRuns = () => call("GET", "/api/runs");
 export const getRun = (id) => call("GET", `/api/runs/${encodeURIComponent(id)}`);
 export const stopRun = (id) => call("POST", `/api/runs/${encodeURIComponent(id)}/stop`);
 export const predict = (image, runIds) => call("POST", "/api/predict", { image, runs: runIds });
-export const samples = (dataset, count, split = "test") =>
-  call("GET", `/api/samples?dataset=${encodeURIComponent(dataset)}&count=${count}&split=${split}`);
+export const samples = (dataset, count, split = "test", imageSize = null) =>
+  call("GET", `/api/samples?dataset=${encodeURIComponent(dataset)}&count=${count}&split=${split}${imageSize ? `&image_size=${imageSize}` : ""}`);
 
 // the analysis page's reads of one ended run, or of a pair
 export const getAnalysis = (id) => call("GET", `/api/runs/${encodeURIComponent(id)}/analysis`);
@@ -58,5 +58,5 @@ export const predictImages = (images, runIds) => call("POST", "/api/predict", { 
 // the main page's inference on an image file (base64 of its bytes, or a data: URL) and its dataset view
 export const predictFile = (file, runIds) => call("POST", "/api/predict", { file, runs: runIds });
 export const listDatasets = () => call("GET", "/api/datasets");
-export const augmentPreview = (dataset, augment, count, seed = 0) =>
-  call("POST", "/api/augment/preview", { dataset, augment, count, seed });
+export const augmentPreview = (dataset, augment, count, seed = 0, imageSize = null) =>
+  call("POST", "/api/augment/preview", { dataset, image_size: imageSize, augment, count, seed });

@@ -108,7 +108,7 @@ export function mountDatasets(store) {
     const how = augmentText(config.augment);
     note.textContent = `Model ${up}: loading ${config.dataset} with ${how || "no augmentation"}…`;
     try {
-      const answer = await api.augmentPreview(config.dataset, config.augment, PREVIEW, seed++);
+      const answer = await api.augmentPreview(config.dataset, config.augment, PREVIEW, seed++, config.image_size);
       box.dataset.slot = slot;
       box.replaceChildren(
         ...answer.original.map((image, i) => {

@@ -38,7 +38,7 @@ function controls(id, prop) {
   const type = typeOf(prop);
   if (type === "integer") input.inputMode = "numeric";
   if (type === "number") input.inputMode = "decimal";
-  if (allowsNull(prop)) input.placeholder = "all";
+  if (allowsNull(prop)) input.placeholder = prop.empty ?? "all"; // what an empty box means, as the schema says
   const bounds = prop.anyOf?.find((t) => t.type !== "null") ?? prop;
   if (bounds.minimum !== undefined && bounds.maximum !== undefined) input.title = `${bounds.minimum} to ${bounds.maximum}`;
   if (!choices.length) return [input];
@@ -278,6 +278,19 @@ function buildPanel(root, slot, schema, types, edited) {
     return Boolean(panel.fields[name]) && !panel.fields[name].box.hidden;
   };
 
+  // a field the schema declares for some datasets only (image_size: "folder:") is shown, and sent, for those;
+  // what was typed stays in its box for when such a dataset is picked again
+  const dataset = panel.fields.dataset;
+  const only = Object.entries(panel.fields).filter(([name]) => resolve(schema.config, properties[name])?.only_for);
+  for (const [name, field] of only) {
+    const applies = () => dataset.read().startsWith(resolve(schema.config, properties[name]).only_for);
+    const read = field.read;
+    field.read = () => (applies() ? read() : null);
+    field.sync = () => (field.box.hidden = !applies());
+  }
+  panel.syncDataset = () => only.forEach(([, field]) => field.sync());
+  dataset.controls[0].addEventListener("change", panel.syncDataset);
+
   panel.diagram = $(".diagram", root);
   panel.diagram.setAttribute("aria-label", `Diagram of model ${slot.toUpperCase()}`);
   const canvas = $(".lr-chart", root);
@@ -296,6 +309,7 @@ export function mountPanels(store, schema, check) {
   const setValues = (slot, values) => {
     const panel = panels[slot];
     for (const [name, value] of Object.entries(values)) panel.fields[name]?.write(value);
+    panel.syncDataset();
     // a named model, else a stack, else the shorthand: what the values name (a preset names all three)
     if (values.model) panel.setMode(values.model);
     else if (Array.isArray(values.layers)) {

@@ -22,8 +22,10 @@ export function mountGrid(store, { onPick = () => {} } = {}) {
   let timer = null, busy = false, again = false, picked = null;
 
   const ready = (run) => run && (run.epoch.length > 0 || run.status === "finished");
-  // a run answers on its own dataset's images only
-  const fits = (slot) => store.runs[slot] && store.datasetOf(slot) === samples?.dataset;
+  // the side a slot's model takes: a folder's images come at its image_size (a built-in dataset has its own)
+  const sideOf = (slot) => store.shapeOf(slot)?.[1] ?? null;
+  // a run answers on its own dataset's images only, at its side
+  const fits = (slot) => store.runs[slot] && store.datasetOf(slot) === samples?.dataset && sideOf(slot) === samples.side;
   // the weights a finished run ends with: its best epoch's, when that is not its last
   const kept = (run) => {
     const best = run.status === "finished" ? run.info.best_epoch : null;
@@ -31,13 +33,14 @@ export function mountGrid(store, { onPick = () => {} } = {}) {
   };
   // what a run's answers depend on: the images, the run, and the weights it has (one set per epoch;
   // a stopped run's last snapshot may be newer than its last epoch's)
-  const keyOf = (run) => `${samples.dataset}/${run.id}/${run.epoch.length}/${run.status === "stopped"}/${kept(run)}`;
+  const keyOf = (run) => `${samples.dataset}@${samples.side}/${run.id}/${run.epoch.length}/${run.status === "stopped"}/${kept(run)}`;
   const nameOf = (slot, label) => store.classesOf(slot)?.[label] ?? samples.classes[label] ?? String(label);
 
-  async function load(dataset) {
-    if (samples?.dataset === dataset) return;
-    const answer = await api.samples(dataset, COUNT);
-    samples = { dataset, ...answer };
+  async function load(slot) {
+    const dataset = store.datasetOf(slot), side = sideOf(slot);
+    if (samples?.dataset === dataset && samples.side === side) return;
+    const answer = await api.samples(dataset, COUNT, "test", side);
+    samples = { dataset, side, ...answer };
     picked = null;
     grid.dataset.dataset = dataset;
     grid.dataset.words = String(answer.classes.some((n) => n.length > 2)); // names: one per line
@@ -107,7 +110,7 @@ export function mountGrid(store, { onPick = () => {} } = {}) {
     try {
       // the images of the first run that can answer, else of the first shown, else of panel A as typed
       const shown = SLOTS.filter((s) => store.runs[s]);
-      await load(store.datasetOf(shown.find((s) => ready(store.runs[s])) ?? shown[0] ?? "a"));
+      await load(shown.find((s) => ready(store.runs[s])) ?? shown[0] ?? "a");
       $("#grid-message").textContent = "";
       for (const slot of SLOTS) {
         const run = store.runs[slot];
