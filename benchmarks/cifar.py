@@ -161,7 +161,7 @@ def measure(network, rounds, steps):
 def choice_line(chosen):
     rates = ", ".join(f"{k} {v:.0f}" for k, v in chosen["rates"].items())
     how = f"timed: {rates} images/s" if rates else "not timed: one candidate"
-    return f"{chosen['form']}/{chosen['precision']} ({how})"
+    return f"{chosen['form']}/{chosen['precision']}, {chosen['threads']} threads ({how})"
 
 
 def section(network, results, ready, chosen, rounds, steps):

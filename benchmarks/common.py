@@ -151,7 +151,8 @@ class EngineLoop:
 
 def engine_choice(cfg, shape, classes, images, labels, norm):
     """What Trainer.setup picks for this config on this machine (cnn/forms.py), timed afresh (an empty
-    cache): -> (cfg at the chosen precision, the chosen form, forms.choose's answer with its rates)."""
+    cache), with the thread count it chose set in this process: -> (cfg at the chosen precision, the chosen
+    form, forms.choose's answer with its rates)."""
     import torch
 
     from cnn import forms
@@ -162,6 +163,7 @@ def engine_choice(cfg, shape, classes, images, labels, norm):
         images = images.unsqueeze(1)  # data.load's MNIST: (N, 1, 28, 28)
     with tempfile.TemporaryDirectory() as cache:
         chosen = forms.choose(cfg, shape, classes, images, labels, norm, cpu, cache, native_bf16(cpu))
+    torch.set_num_threads(chosen["threads"])  # as Trainer.setup does: the chosen form's thread count
     return cfg.model_copy(update={"precision": chosen["precision"]}), chosen["form"], chosen
 
 

@@ -139,57 +139,96 @@ def sync(device):
 
 
 def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_bf16, autotune=True):
-    """-> {"form", "precision", "rates" ({candidate: images/s}), "measured" (timed now), "seconds",
+    """-> {"form", "precision", "threads" (intra-op threads to train with, at most those allotted), "rates"
+    ({candidate: images/s}; "<form>/<precision>/<n>t" at fewer threads), "measured" (timed now), "seconds",
     "autotune" (false when switched off)}."""
+    allotted = torch.get_num_threads()
     if not autotune:
         bf16 = by_rule(cfg, native_bf16)
-        return result("plain", "bf16" if bf16 else "fp32", {}, False, 0.0, autotune=False)
+        return result("plain", "bf16" if bf16 else "fp32", allotted, {}, False, 0.0, autotune=False)
     options = candidates(cfg, shape, device, native_bf16)
     if len(options) == 1:  # nothing to choose between (a layer stack at a fixed precision)
         form, bf16 = options[0]
-        return result(form, "bf16" if bf16 else "fp32", {}, False, 0.0)
+        return result(form, "bf16" if bf16 else "fp32", allotted, {}, False, 0.0)
     path = os.path.join(os.fspath(cache_dir), CACHE_FILE)
     entry_key = key(cfg, shape, classes, device)
     saved, known = read_cache(path).get(entry_key), {name(*o) for o in options}
     if isinstance(saved, dict) and saved.get("choice") in known and isinstance(saved.get("rates"), dict):
         form, precision = saved["choice"].split("/")
-        return result(form, precision, saved["rates"], False, 0.0)
+        threads = saved.get("threads")
+        threads = threads if isinstance(threads, int) and 1 <= threads <= allotted else allotted
+        return result(form, precision, threads, saved["rates"], False, 0.0)
     started = time.perf_counter()
-    measured = measure(cfg, shape, classes, options, images, labels, norm, device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's RNG untouched
+        measured, steppers = measure(cfg, shape, classes, options, images, labels, norm, device)
+        best = pick(measured)
+        threads = fewer_threads(best, steppers, measured, device)
     rates = {label: round(r, 1) for label, r in measured.items()}
-    best = pick(rates)
     try:
         os.makedirs(os.fspath(cache_dir), exist_ok=True)
         with data.exclusive(path + ".lock"):  # two workers timing at once: neither entry is lost
             entries = read_cache(path)
-            entries[entry_key] = {"choice": best, "rates": rates}
+            entries[entry_key] = {"choice": best, "threads": threads, "rates": rates}
             write_cache(path, entries)
     except OSError:  # a read-only cache folder: the choice still holds for this run
         pass
     form, precision = best.split("/")
-    return result(form, precision, rates, True, time.perf_counter() - started)
+    return result(form, precision, threads, rates, True, time.perf_counter() - started)
 
 
 def measure(cfg, shape, classes, options, images, labels, norm, device):
-    """-> {candidate: images/s}. Each is warmed up by one step; one clearly slower than the fastest so far is
-    rated from that step, one slow in its timed step from that step; the rest are timed in two passes."""
+    """-> ({candidate: images/s}, {candidate: (step, images per step, slow)}). Each is warmed up by one
+    step; one clearly slower than the fastest so far is rated from that step, one slow in its timed step from
+    that step; the rest are timed in two passes."""
     rates, seconds, steppers = {}, {}, {}
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's RNG untouched
-        for option in options:
-            label = name(*option)
-            step, n, warm = stepper(cfg, shape, classes, *option, images, labels, norm, device)
-            if seconds and warm > CLEARLY_SLOWER * min(seconds.values()):
-                rates[label] = n / warm
-                continue
-            seconds[label] = timed(step, device)
-            rates[label] = n / seconds[label]
-            if seconds[label] <= SLOW_STEP_SECONDS:
-                steppers[label] = (step, n)
-        # two passes in alternating order: a slow moment on a shared machine hits both ends
+    for option in options:
+        label = name(*option)
+        step, n, warm = stepper(cfg, shape, classes, *option, images, labels, norm, device)
+        if seconds and warm > CLEARLY_SLOWER * min(seconds.values()):
+            rates[label] = n / warm
+            continue
+        seconds[label] = timed(step, device)
+        rates[label] = n / seconds[label]
+        steppers[label] = (step, n, seconds[label] > SLOW_STEP_SECONDS)
+    passes({k: v for k, v in steppers.items() if not v[2]}, rates, device)
+    return rates, steppers
+
+
+def passes(steppers, rates, device, threads=None):
+    """Two timing passes in alternating order (a slow moment on a shared machine hits both ends); each
+    candidate keeps its best rate. `threads`: {label: intra-op threads to time it with}."""
+    allotted = torch.get_num_threads()
+    try:
         for round_ in range(2 if len(steppers) > 1 else 0):
             for label in list(steppers) if round_ == 0 else list(steppers)[::-1]:
-                rates[label] = max(rates[label], rate(*steppers[label], device))
-    return rates
+                torch.set_num_threads((threads or {}).get(label, allotted))
+                step, n = steppers[label][:2]
+                rates[label] = max(rates.get(label, 0.0), rate(step, n, device))
+    finally:
+        torch.set_num_threads(allotted)
+
+
+def fewer_threads(best, steppers, rates, device):
+    """-> the intra-op threads to train the chosen form with: fewer than allotted where that times faster
+    (small convolutions gain little from a second thread, and on a busy machine can lose). A slow form is
+    rated at each count from one step after a warm-up step, a fast one in two passes against itself."""
+    allotted = torch.get_num_threads()
+    if device.type != "cpu" or allotted < 2 or best not in steppers:
+        return allotted
+    step, n, slow = steppers[best]
+    counts = sorted({1, allotted // 2} - {allotted})
+    try:
+        for count in counts:
+            torch.set_num_threads(count)
+            timed(step, device)  # warm-up: the kernels at this thread count
+            if slow:
+                rates[f"{best}/{count}t"] = n / timed(step, device)
+    finally:
+        torch.set_num_threads(allotted)
+    if not slow:
+        timing = {best: steppers[best]} | {f"{best}/{c}t": steppers[best] for c in counts}
+        passes(timing, rates, device, {f"{best}/{c}t": c for c in counts})
+    return max([allotted, *counts], key=lambda c: rates[best if c == allotted else f"{best}/{c}t"])
 
 
 def pick(rates):
@@ -203,10 +242,11 @@ def pick(rates):
     return best
 
 
-def result(form, precision, rates, measured, seconds, autotune=True):
+def result(form, precision, threads, rates, measured, seconds, autotune=True):
     return {
         "form": form,
         "precision": precision,
+        "threads": threads,
         "rates": rates,
         "measured": measured,
         "seconds": round(seconds, 3),

@@ -42,6 +42,7 @@ def tune(tmp_path, autotune=True, **fields):
 def chosen_is_fastest(got):
     """The choice is the fastest candidate, or the fastest fp32 one where bf16 wins by under the margin."""
     rates, choice = got["rates"], f"{got['form']}/{got['precision']}"
+    rates = {k: v for k, v in rates.items() if not k.endswith("t")}  # the thread counts come after the form
     best = max(rates, key=rates.get)
     best_fp32 = max((k for k in rates if k.endswith("/fp32")), key=rates.get)
     if rates[best] < forms.BF16_MARGIN * rates[best_fp32]:
@@ -51,14 +52,15 @@ def chosen_is_fastest(got):
 
 def test_the_autotuner_picks_a_form_caches_it_and_reuses_it(tmp_path):
     first = tune(tmp_path)
-    assert first["measured"] and set(first["rates"]) == {
-        f"{f}/{p}" for f in ("plain", "pool_first", "first_conv") for p in ("fp32", "bf16")
-    }
-    assert chosen_is_fastest(first)
+    forms_timed = {f"{f}/{p}" for f in ("plain", "pool_first", "first_conv") for p in ("fp32", "bf16")}
+    assert first["measured"] and set(first["rates"]) - forms_timed <= {f"{first['form']}/{first['precision']}/1t"}
+    assert forms_timed <= set(first["rates"]) and chosen_is_fastest(first)
     again = tune(tmp_path)
-    assert not again["measured"] and (again["form"], again["precision"]) == (first["form"], first["precision"])
+    assert not again["measured"] and [again[k] for k in ("form", "precision", "threads")] == [
+        first[k] for k in ("form", "precision", "threads")
+    ]
     fixed = tune(tmp_path, precision="fp32")  # another precision is another entry, with fp32 forms only
-    assert fixed["measured"] and all(k.endswith("/fp32") for k in fixed["rates"])
+    assert fixed["measured"] and all("/fp32" in k for k in fixed["rates"])
 
 
 def test_a_corrupt_or_foreign_cache_entry_is_measured_again(tmp_path):
@@ -82,7 +84,8 @@ def test_without_autotune_the_form_is_plain(tmp_path):
 
 def test_a_layer_stack_is_timed_only_in_its_precisions(tmp_path):
     got = tune(tmp_path, layers=[{"type": "conv", "out": 4}, {"type": "relu"}])
-    assert set(got["rates"]) == {"plain/fp32", "plain/bf16"} and got["form"] == "plain"
+    precisions = {k for k in got["rates"] if not k.endswith("t")}  # and the chosen one at fewer threads
+    assert precisions == {"plain/fp32", "plain/bf16"} and got["form"] == "plain"
 
 
 def test_a_slow_network_is_rated_without_costing_more_than_its_steps(tmp_path, monkeypatch):
@@ -91,8 +94,29 @@ def test_a_slow_network_is_rated_without_costing_more_than_its_steps(tmp_path, m
     calls = []
     monkeypatch.setattr(forms, "rate", lambda *a: calls.append(a) or 0.0)
     got = tune(tmp_path)
-    assert got["measured"] and len(got["rates"]) == 6 and all(r > 0 for r in got["rates"].values())
+    assert got["measured"] and len(got["rates"]) in (6, 7) and all(r > 0 for r in got["rates"].values())
     assert calls == [] and chosen_is_fastest(got)
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_lone_run_times_its_form_at_fewer_threads_and_keeps_the_faster(tmp_path, two_threads):
+    got = tune(tmp_path)
+    chosen = f"{got['form']}/{got['precision']}"
+    one, two = got["rates"][f"{chosen}/1t"], got["rates"][chosen]
+    assert got["threads"] == (1 if one > two else 2) and torch.get_num_threads() == 2  # the caller sets it
+    path = tmp_path / forms.CACHE_FILE
+    entries = json.loads(path.read_text())
+    for entry in entries.values():
+        entry["threads"] = 64  # more than this run is allotted: not taken
+    path.write_text(json.dumps(entries))
+    assert tune(tmp_path)["threads"] == 2
 
 
 def test_bf16_is_chosen_only_when_it_pays():
