@@ -69,19 +69,23 @@ function progressText(run, ended, epochs, total, value) {
 }
 
 const kilo = (n) => (n >= 1000 ? `${(n / 1000).toFixed(1)}k` : String(Math.round(n)));
-const named = (label) => label.replace("/", ", ");
+const threadsOf = (n) => `${n} thread${Number(n) === 1 ? "" : "s"}`;
+// a candidate's label as said: "plain/bf16" -> "plain, bf16"; "plain/bf16/1t" -> "plain, bf16, 1 thread"
+const spoken = (label) => label.replace(/\/(\d+)t$/, (_, n) => `/${threadsOf(n)}`).replaceAll("/", ", ");
 
-/** "fast form: plain, bf16 · measured 4.0k images/s vs 1.9k for plain, fp32 (0.3 s)", from run_started. */
+/** "fast form: plain, bf16, 2 threads · measured (0.3 s): 4.0k images/s vs 1.9k for plain, fp32", from
+ * run_started. */
 export function formText(f) {
   if (!f) return "";
-  const head = `fast form: ${f.form}, ${f.precision}`;
+  const head = `fast form: ${f.form}, ${f.precision}${f.threads ? `, ${threadsOf(f.threads)}` : ""}`;
   const rates = Object.entries(f.rates ?? {});
   if (!f.autotune) return `${head} · not timed (autotune off)`;
   if (!rates.length) return `${head} · the only candidate`;
-  const mine = `${f.form}/${f.precision}`;
+  const base = `${f.form}/${f.precision}`;
+  const mine = f.rates[`${base}/${f.threads}t`] != null ? `${base}/${f.threads}t` : base;
   const [other, rate] = rates.filter(([k]) => k !== mine).sort((a, b) => b[1] - a[1])[0] ?? [];
   const when = f.measured ? `measured (${f.seconds.toFixed(1)} s)` : "measured earlier on this machine";
-  const vs = other ? ` vs ${kilo(rate)} for ${named(other)}` : "";
+  const vs = other ? ` vs ${kilo(rate)} for ${spoken(other)}` : "";
   return `${head} · ${when}: ${kilo(f.rates[mine] ?? 0)} images/s${vs}`;
 }
 
