@@ -28,6 +28,10 @@ CLEARLY_SLOWER = 3.0  # a warm-up step this many times the fastest timed step so
 BF16_MARGIN = 1.05  # bf16 rounds every product and shares cores badly (on a busy 2-core EPYC its conv steps
 # ran at a quarter of fp32's): it is chosen only when it is at least this much faster than the best fp32
 CACHE_FILE = "forms.json"
+# Runnable threads per core (the 1-minute load average) above which a CPU counts as busy. A busy and a quiet
+# machine each get their own choice: bf16 convolutions that trained 2x faster than fp32 on a quiet 2-core EPYC
+# ran at a quarter of fp32's speed on the same machine while other work kept both cores full.
+BUSY_LOAD = 1.0
 
 
 def machine(device):
@@ -67,10 +71,20 @@ def name(form, bf16):
     return f"{form}/{'bf16' if bf16 else 'fp32'}"
 
 
-def key(cfg, shape, classes, device):
+def busy(device):
+    """Whether other work keeps this CPU's cores full now (a GPU's speed does not hang on it)."""
+    if device.type != "cpu":
+        return False
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1) > BUSY_LOAD
+    except OSError:  # no load average on this system
+        return False
+
+
+def key(cfg, shape, classes, device, busy_now):
     arch = {"channels": cfg.channels, "kernel_size": cfg.kernel_size, "layers": cfg.to_dict()["layers"]}
     parts = [machine(device), device.type, torch.__version__, torch.get_num_threads(), cfg.model, arch]
-    parts += [list(shape), classes, cfg.batch_size, cfg.precision]
+    parts += [list(shape), classes, cfg.batch_size, cfg.precision, "busy" if busy_now else "quiet"]
     return json.dumps(parts, sort_keys=True)
 
 
@@ -141,7 +155,7 @@ def sync(device):
 def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_bf16, autotune=True):
     """-> {"form", "precision", "threads" (intra-op threads to train with, at most those allotted), "rates"
     ({candidate: images/s}; "<form>/<precision>/<n>t" at fewer threads), "measured" (timed now), "seconds",
-    "autotune" (false when switched off)}."""
+    "autotune" (false when switched off), "busy" (chosen for a busy machine: see BUSY_LOAD)}."""
     allotted = torch.get_num_threads()
     if not autotune:
         bf16 = by_rule(cfg, native_bf16)
@@ -151,13 +165,14 @@ def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_
         form, bf16 = options[0]
         return result(form, "bf16" if bf16 else "fp32", allotted, {}, False, 0.0)
     path = os.path.join(os.fspath(cache_dir), CACHE_FILE)
-    entry_key = key(cfg, shape, classes, device)
+    busy_now = busy(device)
+    entry_key = key(cfg, shape, classes, device, busy_now)
     saved, known = read_cache(path).get(entry_key), {name(*o) for o in options}
     if isinstance(saved, dict) and saved.get("choice") in known and isinstance(saved.get("rates"), dict):
         form, precision = saved["choice"].split("/")
         threads = saved.get("threads")
         threads = threads if isinstance(threads, int) and 1 <= threads <= allotted else allotted
-        return result(form, precision, threads, saved["rates"], False, 0.0)
+        return result(form, precision, threads, saved["rates"], False, 0.0, busy=busy_now)
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's RNG untouched
         measured, steppers = measure(cfg, shape, classes, options, images, labels, norm, device)
@@ -173,7 +188,7 @@ def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_
     except OSError:  # a read-only cache folder: the choice still holds for this run
         pass
     form, precision = best.split("/")
-    return result(form, precision, threads, rates, True, time.perf_counter() - started)
+    return result(form, precision, threads, rates, True, time.perf_counter() - started, busy=busy_now)
 
 
 def measure(cfg, shape, classes, options, images, labels, norm, device):
@@ -242,7 +257,7 @@ def pick(rates):
     return best
 
 
-def result(form, precision, threads, rates, measured, seconds, autotune=True):
+def result(form, precision, threads, rates, measured, seconds, autotune=True, busy=False):
     return {
         "form": form,
         "precision": precision,
@@ -251,4 +266,5 @@ def result(form, precision, threads, rates, measured, seconds, autotune=True):
         "measured": measured,
         "seconds": round(seconds, 3),
         "autotune": autotune,
+        "busy": busy,
     }

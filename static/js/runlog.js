@@ -84,7 +84,8 @@ export function formText(f) {
   const base = `${f.form}/${f.precision}`;
   const mine = f.rates[`${base}/${f.threads}t`] != null ? `${base}/${f.threads}t` : base;
   const [other, rate] = rates.filter(([k]) => k !== mine).sort((a, b) => b[1] - a[1])[0] ?? [];
-  const when = f.measured ? `measured (${f.seconds.toFixed(1)} s)` : "measured earlier on this machine";
+  const busy = f.busy ? ", the machine busy" : ""; // a busy CPU has a choice of its own
+  const when = f.measured ? `measured (${f.seconds.toFixed(1)} s${busy})` : `measured earlier on this machine${busy}`;
   const vs = other ? ` vs ${kilo(rate)} for ${spoken(other)}` : "";
   return `${head} · ${when}: ${kilo(f.rates[mine] ?? 0)} images/s${vs}`;
 }
