@@ -69,6 +69,7 @@ def train(args):
             analyse=False,
             cache_dir=cache,
             autotune=not args.no_autotune,
+            data_parallel=args.data_parallel,
         )
         manager.runs.clear()  # only this invocation's runs count
         try:
@@ -95,6 +96,9 @@ def main(argv=None):
     t.add_argument("--config", action="append", required=True, help="a JSON model config; give it once or twice")
     t.add_argument("--mode", choices=["parallel", "sequential"], default="parallel")
     t.add_argument("--no-autotune", action="store_true", help="plain form: no timing of the network's forms")
+    t.add_argument(
+        "--data-parallel", action="store_true", help="a lone run on a CPU: one process per core (cnn/parallel.py)"
+    )
     t.add_argument("--repeats", type=int, default=1, help="train each config with seeds s, s+1, ... (1 to 10)")
     t.add_argument("--data-dir", default=os.environ.get("CNN_DATA_DIR", "data"))
     t.add_argument("--runs-dir", default=None, help="keep run records and weights here (default: a temp folder)")

@@ -1,6 +1,7 @@
 """Run manager: starts, follows and stops each run's worker process, keeps every run's history for late
 joiners, and hands ended runs to the analysis queue. The rooms it coordinates: records.py (the runs on
-disk), workers.py (the processes), analysis_queue.py (one analysis at a time, none while a run trains).
+disk), workers.py (the processes, and the warm ones kept ready for the next run), analysis_queue.py (one
+analysis at a time, none while a run trains).
 
 Under eventlet's monkey-patching (the server) its threads and locks are green; from the command line they
 are ordinary threads.
@@ -13,12 +14,13 @@ from pathlib import Path
 
 from . import events, workers
 from .analysis_queue import AnalysisQueue
-from .config import ConfigError
+from .config import ConfigError, validate
 from .events import ENDED
 from .records import ID_PATTERN, Records, Run
 
 MAX_ACTIVE = 4  # queued or running at once: two pairs; each worker holds the data set and torch (~0.9 GB)
 MAX_REPEATS = 10
+WARM_LOG = "warm-workers.log"  # in the runs folder: what warm workers say before they have a run
 
 
 class UnknownRun(LookupError):
@@ -31,7 +33,17 @@ class Busy(RuntimeError):
 
 class RunManager:
     def __init__(
-        self, data_dir, runs_dir, device="auto", listener=None, cores=None, analyse=True, cache_dir=None, autotune=True
+        self,
+        data_dir,
+        runs_dir,
+        device="auto",
+        listener=None,
+        cores=None,
+        analyse=True,
+        cache_dir=None,
+        autotune=True,
+        warm=0,
+        data_parallel=False,
     ):
         self.data_dir, self.runs_dir, self.device = str(data_dir), Path(runs_dir), device
         # decoded datasets: in the runs folder unless named, never in the data folder
@@ -40,12 +52,19 @@ class RunManager:
         self.cores = cores or os.cpu_count() or 1
         self.analyse = analyse  # the command line has no use for analyses
         self.autotune = autotune  # time the network's forms at a first run (cnn/forms.py), or take the plain one
+        self.data_parallel = data_parallel  # a lone run on a CPU trains as a process per core (cnn/parallel.py)
         self.lock = threading.Lock()  # guards the runs' status, metrics and processes
         self.records = Records(self.runs_dir, self.lock)
         self.analyses = AnalysisQueue(busy=lambda: bool(self.active()), work=self._analyse_now)
         self.runs = self.records.load()
         for run_id in self.runs:  # their workers died with an earlier server, perhaps mid-snapshot
             workers.remove_leftovers(self.records.folder(run_id))
+        self.pool = None  # `warm` workers with torch imported and the default dataset open, for the next runs
+        if warm:
+            setting = {"dataset": validate({}).dataset, "data_dir": self.data_dir, "cache_dir": str(self.cache_dir)}
+            setting["device"] = device
+            log = self.runs_dir / WARM_LOG
+            self.pool = workers.WarmPool(warm, setting, log, handle=self._handle, ended=self._reaped)
 
     # ---- queries -------------------------------------------------------
     def get(self, run_id):
@@ -65,6 +84,10 @@ class RunManager:
 
     def active(self):
         return [r for r in list(self.runs.values()) if r.status in events.ACTIVE]  # list(): one atomic copy
+
+    def warm_status(self):
+        """-> {"size", "ready": [pid], "starting": [pid]}: the warm workers waiting for a run."""
+        return self.pool.status() if self.pool else {"size": 0, "ready": [], "starting": []}
 
     # ---- actions -------------------------------------------------------
     def start(self, configs, mode="parallel", repeats=1):
@@ -132,6 +155,12 @@ class RunManager:
         for run in self.active():
             self.stop(run.id)
 
+    def close(self):
+        """Stops every run and ends the warm workers: nothing of ours is left running."""
+        if self.pool:
+            self.pool.close()
+        self.stop_all()
+
     # ---- workers -------------------------------------------------------
     def _round_by_round(self, rounds, mode):
         for round_runs in rounds:
@@ -149,6 +178,7 @@ class RunManager:
                     reader.join()
 
     def _launch(self, run, threads):
+        log = self.records.folder(run.id) / "worker.log"
         spec = {
             "config": run.config.to_dict(),
             "data_dir": self.data_dir,
@@ -157,13 +187,19 @@ class RunManager:
             "weights_path": str(self.weights_path(run.id)),
             "cache_dir": str(self.cache_dir),
             "autotune": self.autotune,
+            "data_parallel": self.data_parallel,
+            "log_path": str(log),  # a warm worker's stray output goes there once it has the run
         }
         # under the lock: a stop that came first wins, and one that comes later finds run.reader set
         with self.lock:
             if run.status != events.QUEUED:
                 return None
-            try:
-                run.proc = workers.spawn("cnn.worker", spec, self.records.folder(run.id) / "worker.log", piped=True)
+            warm = self.pool.take(run, spec, log) if self.pool else None
+            if warm:  # its reader, running since it started, now follows this run
+                run.proc, run.reader = warm.proc, warm.reader
+                return run.reader
+            try:  # a cold start: spawned now, its spec on the command line
+                run.proc = workers.spawn("cnn.worker", spec, log, piped=True)
             except OSError as exc:  # out of processes or file handles: say so rather than stay queued
                 run.status = events.advance(run.status, events.RUN_FAILED)
                 run.error = f"The training process could not start: {exc}"
@@ -177,7 +213,11 @@ class RunManager:
     def _read(self, run):
         for name, payload in workers.read_events(run.proc):
             self._handle(run, name, payload)
-        workers.reap(run.proc)  # the worker is gone and everything it wrote has been handled
+        self._reaped(run)
+
+    def _reaped(self, run):
+        """The run's worker has ended and everything it wrote has been handled: record how the run ended."""
+        workers.reap(run.proc)
         folder = self.records.folder(run.id)
         workers.remove_leftovers(folder)
         reason = None if run.status in ENDED else workers.crash_reason(run.proc, folder / "worker.log")

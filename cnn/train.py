@@ -108,10 +108,22 @@ class Trainer:
     snapshots and memory readings). With none, the trainer just trains."""
 
     def __init__(
-        self, cfg, data_dir, device="auto", plugins=(), should_stop=None, cache_dir=None, autotune=True, dataset=None
+        self,
+        cfg,
+        data_dir,
+        device="auto",
+        plugins=(),
+        should_stop=None,
+        cache_dir=None,
+        autotune=True,
+        dataset=None,
+        data_parallel=False,
     ):
         self.cfg, self.data_dir, self.cache_dir, self.autotune = cfg, data_dir, cache_dir, autotune
         self.preloaded = dataset  # cfg's dataset, opened already by a warm worker (cnn/worker.py), or None
+        # data_parallel: on a CPU with several threads allotted, train as one process per thread (cnn/parallel.py)
+        self.data_parallel, self.group, self.ranks = data_parallel, None, []
+        self.fixed_form = None  # a data-parallel rank's form: rank 0's choice, not timed again
         self.device = pick_device(device)
         self.should_stop = should_stop or (lambda: False)
         self.bf16 = use_bf16(cfg.precision, self.device)  # until setup() has chosen the fast form
@@ -165,7 +177,8 @@ class Trainer:
         self.test_images, self.test_labels = found.test_images.to(dev), found.test_labels.to(dev)
         classes = len(found.classes)
         cache = self.cache_dir or datasets.default_cache_dir()
-        self.fast_form = forms.choose(
+        allotted = torch.get_num_threads()
+        self.fast_form = self.fixed_form or forms.choose(
             cfg, found.shape, classes, self.images, self.labels, self.norm, dev, cache, native_bf16(dev), self.autotune
         )
         self.bf16 = self.fast_form["precision"] == "bf16"
@@ -183,27 +196,55 @@ class Trainer:
         if not self.steps:
             raise ValueError("batch norm needs at least 2 training images a batch; raise train_samples")
         self.scheduler = make_scheduler(cfg, self.optimizer, self.steps)
+        if self.data_parallel and self.group is None and dev.type == "cpu" and allotted > 1:
+            if has_batchnorm(self.model):  # each process's batch statistics would differ from one's
+                self.fast_form = {**self.fast_form, "data_parallel": 1, "why": "batch norm"}
+            else:
+                self.start_ranks(allotted, cache)
+
+    def start_ranks(self, world, cache):
+        """Rank 0 of a data-parallel run: the other ranks train beside it, a thread each, as does this one."""
+        from . import parallel
+
+        self.fast_form = {**self.fast_form, "threads": 1, "data_parallel": world}
+        spec = {"config": self.cfg.to_dict(), "data_dir": str(self.data_dir), "cache_dir": str(cache)}
+        self.group, self.ranks = parallel.start(world, {**spec, "form": self.fast_form})
+        torch.set_num_threads(1)
 
     def run(self):
-        self.setup()
-        self.fire("on_train_start")
-        for epoch in range(1, self.cfg.epochs + 1):
-            self.train_epoch(epoch)
-            if self.stopped:
-                break
-            started = time.perf_counter()
-            self.measure()
-            self.eval_seconds = time.perf_counter() - started
-            self.fire("on_epoch_end")
-            patience = self.cfg.patience
-            watched = self.best_epoch is not None
-            if patience and watched and self.epoch - self.best_epoch >= patience and self.epoch < self.cfg.epochs:
-                self.early_stopped = True
-                break
-        if self.best_state is not None and not self.stopped:
-            self.model.load_state_dict(self.best_state)  # the chosen epoch is the run's model
-        self.fire("on_train_end")
+        try:
+            self.setup()
+            self.fire("on_train_start")
+            for epoch in range(1, self.cfg.epochs + 1):
+                self.train_epoch(epoch)
+                if self.stopped or self.epoch_end():
+                    break
+            if self.best_state is not None and not self.stopped:
+                self.model.load_state_dict(self.best_state)  # the chosen epoch is the run's model
+            self.fire("on_train_end")
+        finally:
+            if self.ranks:  # rank 0: the others end with the run, however it ends
+                from . import parallel
+
+                parallel.end(self.ranks)
+                self.group.close()
         return self.model
+
+    def epoch_end(self):
+        """Measures, reports and decides whether the run ends early. -> True to end it. A data-parallel
+        rank other than 0 only learns rank 0's decision."""
+        if self.group is not None and self.group.rank:
+            return self.group.decide(False)
+        started = time.perf_counter()
+        self.measure()
+        self.eval_seconds = time.perf_counter() - started
+        self.fire("on_epoch_end")
+        patience, watched = self.cfg.patience, self.best_epoch is not None
+        if patience and watched and self.epoch - self.best_epoch >= patience and self.epoch < self.cfg.epochs:
+            self.early_stopped = True
+        if self.group is not None:
+            self.group.decide(self.early_stopped)
+        return self.early_stopped
 
     def measure(self):
         """Test every epoch (reported, never used to choose); with a validation share, keep the best epoch."""
@@ -230,28 +271,40 @@ class Trainer:
         self.epoch_start = time.perf_counter()
         self.fire("on_epoch_start")
         crop, flip = cfg.augment.crop, cfg.augment.flip
+        group = self.group
         for step, (xb, y) in enumerate(data.batches(self.images, self.labels, cfg.batch_size, self.shuffle), 1):
-            if self.should_stop():
+            if group is None and self.should_stop():  # data-parallel ranks learn of a stop with the gradients
                 self.stopped = True
                 break
             if step > self.steps:  # the skipped last batch of one image
                 break
             self.step = step
-            if crop or flip:
+            if crop or flip:  # every rank draws the whole batch's crops and flips, then takes its share
                 xb = augment(xb, crop, flip, self.augment_rng)
+            n = self.batch_n = len(y)
+            if group is not None:
+                xb, y = xb[group.shard(n)], y[group.shard(n)]
             with self.autocast():
                 out = model(infer.prepare(xb, self.norm)).float()
-            loss = F.cross_entropy(out, y)
+            # a rank's share of the global batch's mean: the ranks' gradients sum to one process's
+            loss = F.cross_entropy(out, y) if group is None else F.cross_entropy(out, y, reduction="sum") / n
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self.batch_correct = (out.detach().argmax(1) == y).sum()
+            self.batch_loss = loss.detach() * n
+            if group is not None:
+                stop = self.should_stop()
+                self.batch_loss, self.batch_correct, stop = group.reduce(
+                    model.parameters(), self.batch_loss, self.batch_correct, stop
+                )
+                if stop:
+                    self.stopped = True
+                    break
             self.fire("on_after_backward")
             optimizer.step()
             if self.scheduler is not None:
                 self.lr = optimizer.param_groups[0]["lr"]  # the rate this step used
                 self.scheduler.step()
-            n = self.batch_n = len(y)
-            self.batch_correct = (out.detach().argmax(1) == y).sum()
-            self.batch_loss = loss.detach() * n
             loss_sum += self.batch_loss
             correct_sum += self.batch_correct
             self.epoch_samples += n

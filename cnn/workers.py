@@ -1,14 +1,19 @@
-"""Worker processes: their environment, how they start, how their event pipe is read, how they end and why.
+"""Worker processes: their environment, how they start (cold, or warm ahead of their run), how their event pipe
+is read, how they end and why.
 
-It uses plain subprocess. Under eventlet's monkey-patching (the server) it is green, so reading a
-worker's pipe never blocks the hub; from the command line it is ordinary.
+It uses plain subprocess and threading. Under eventlet's monkey-patching (the server) they are green, so
+reading a worker's pipe never blocks the hub; from the command line they are ordinary.
 """
 
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+
+from .worker import READY
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE = 0.5  # seconds a worker gets to end by SIGTERM before SIGKILL
@@ -37,18 +42,139 @@ def worker_env(environ=os.environ):
 WORKER_ENV = worker_env()
 
 
-def spawn(module, spec, log_path, piped=False):
-    """Starts `python -m module spec`, its output to log_path, or its stdout to a pipe when `piped` (the
+def spawn(module, spec, log_path, piped=False, args=(), append=False):
+    """Starts `python -m module [args] spec`, its output to log_path, or its stdout to a pipe when `piped` (the
     worker's events); stdin stays open so the child can tell when we are gone."""
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab" if append else "wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", module, json.dumps(spec)],
+            [sys.executable, "-m", module, *args, json.dumps(spec)],
             cwd=ROOT,
             env=WORKER_ENV,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE if piped else log,
             stderr=log,
         )
+
+
+def hand(proc, spec):
+    """Sends a warm worker its run's spec as one JSON line on stdin (which it goes on watching: EOF there
+    still means we are gone). -> False when the worker has died."""
+    try:
+        proc.stdin.write(json.dumps(spec).encode() + b"\n")
+        proc.stdin.flush()
+    except OSError:  # BrokenPipeError: it ended while it waited
+        return False
+    return True
+
+
+class Warm:
+    """One warm worker: its process, its reader thread, and the run it was given (None while it waits)."""
+
+    def __init__(self, proc):
+        self.proc, self.run, self.ready, self.dead, self.reader = proc, None, False, False, None
+
+
+class WarmPool:
+    """`size` worker processes started ahead of their runs (`python -m cnn.worker --warm setting`), so a run
+    that takes one skips importing torch and opening its data. Each has one reader thread for its whole life:
+    before its run the worker only says worker_ready; then its events go to handle(run, name, payload) and its
+    end to ended(run) (the run manager's). A replacement starts as soon as one is taken. One that dies while
+    it waits is replaced after a pause that doubles each time (1 s up to a minute), so a worker that cannot
+    start does not respawn in a loop; a worker taken by a run resets the pause.
+
+    One thread starts them all and lives as long as the process: Linux sends the parent-death signal when the
+    *thread* that started a child ends, so a short-lived thread (a reader, a timer) must not start one."""
+
+    MAX_PAUSE = 60.0
+
+    def __init__(self, size, setting, log_path, handle, ended):
+        self.size, self.setting, self.log_path = size, setting, Path(log_path)
+        self.handle, self.ended = handle, ended
+        self.lock = threading.Lock()
+        self.wake = threading.Condition(self.lock)  # the starter's: a worker was taken or died, or we close
+        self.waiting = []  # Warm workers without a run, oldest first
+        self.pause, self.not_before = 0.0, 0.0  # the hold on starts after deaths
+        self.closed = False
+        threading.Thread(target=self._starter, daemon=True).start()
+
+    def status(self):
+        """-> {"size", "ready": [pid], "starting": [pid]}: the workers waiting for a run."""
+        with self.lock:
+            alive = [w for w in self.waiting if not w.dead]
+        ready = [w.proc.pid for w in alive if w.ready]
+        return {"size": self.size, "ready": ready, "starting": [w.proc.pid for w in alive if not w.ready]}
+
+    def take(self, run, spec, log_path):
+        """-> a Warm now training `run` (spec sent, log_path made empty for it), or None when none is alive."""
+        taken = None
+        with self.lock:  # the reader decides at the worker's end, under this lock, whose end it was
+            for worker in sorted(self.waiting, key=lambda w: not w.ready):  # the ready first
+                self.waiting.remove(worker)
+                if worker.dead:
+                    continue
+                Path(log_path).write_bytes(b"")  # there already if the worker dies before it opens it
+                worker.run = run
+                if hand(worker.proc, spec):
+                    taken, self.pause = worker, 0.0
+                    break
+                worker.run = None  # it died: its reader counts it as a death
+            self.wake.notify()
+        return taken
+
+    def close(self):
+        """Ends every waiting worker (SIGTERM, then SIGKILL) and starts no more; returns once they are gone."""
+        with self.lock:
+            self.closed = True
+            waiting, self.waiting = self.waiting, []
+        for worker in waiting:
+            end(worker.proc)
+
+    def _starter(self):
+        """Keeps `size` workers waiting, holding back after a death; never returns (see the class)."""
+        with self.lock:
+            while True:
+                wait = self.not_before - time.monotonic()
+                if self.closed or len(self.waiting) >= self.size:
+                    self.wake.wait()
+                elif wait > 0:
+                    self.wake.wait(wait)
+                else:
+                    self._start()
+
+    def _start(self):
+        """Under the lock: one more waiting worker, or a hold on starts when none could start."""
+        try:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            proc = spawn("cnn.worker", self.setting, self.log_path, piped=True, args=("--warm",), append=True)
+        except OSError:  # out of processes or file handles: try again later
+            self._hold_back()
+            return
+        worker = Warm(proc)
+        worker.reader = threading.Thread(target=self._read, args=(worker,), daemon=True)
+        self.waiting.append(worker)
+        worker.reader.start()
+
+    def _hold_back(self):
+        self.pause = min(max(2 * self.pause, 1.0), self.MAX_PAUSE)
+        self.not_before = time.monotonic() + self.pause
+
+    def _read(self, worker):
+        for name, payload in read_events(worker.proc):
+            if worker.run is not None:
+                self.handle(worker.run, name, payload)
+            elif name == READY:
+                worker.ready = True
+        with self.lock:
+            run, worker.dead = worker.run, True
+            if worker in self.waiting:
+                self.waiting.remove(worker)
+            if run is None and not self.closed:
+                self._hold_back()
+                self.wake.notify()
+        if run is not None:
+            self.ended(run)  # the run manager reaps it and says how the run ended
+        else:
+            reap(worker.proc)
 
 
 def read_events(proc):

@@ -21,6 +21,9 @@ DATA_DIR = Path(os.environ.get("CNN_DATA_DIR", ROOT.parent / "shared" / "data"))
 if "CNN_CACHE_DIR" not in os.environ:
     os.environ["CNN_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnn-test-cache-")
     atexit.register(shutil.rmtree, os.environ["CNN_CACHE_DIR"], True)
+# Servers keep no warm workers unless a test asks (tests/test_warm.py): each imports torch (~2 s of CPU), and
+# a warm worker's command line does not name its run (test_server.py finds workers by it).
+os.environ["CNN_WARM_WORKERS"] = "0"
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a downloaded browser
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -76,10 +79,11 @@ class Api:
         raise AssertionError(f"run {run_id} still {run['status']} after {timeout}s")
 
 
-def start_server(data_dir, runs_dir, log_path):
+def start_server(data_dir, runs_dir, log_path, args=()):
     port = free_port()
     log = open(log_path, "wb")
     cmd = [sys.executable, "server.py", "--port", str(port), "--data-dir", str(data_dir), "--runs-dir", str(runs_dir)]
+    cmd += list(args)
     process = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     api = Api(f"http://127.0.0.1:{port}", process, runs_dir)
     deadline = time.time() + 60
@@ -102,9 +106,10 @@ def stop_server(api):
         api.process.kill()
 
 
-def server_in(data_dir, folder):
-    """A real server whose runs folder and log lie in `folder`, for a fixture to yield from."""
-    api = start_server(data_dir, folder / "runs", folder / "server.log")
+def server_in(data_dir, folder, args=()):
+    """A real server whose runs folder and log lie in `folder` (server.py's `args` added), for a fixture to
+    yield from."""
+    api = start_server(data_dir, folder / "runs", folder / "server.log", args)
     try:
         yield api
     finally:

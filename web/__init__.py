@@ -26,6 +26,8 @@ def create_app(test_config=None):
         RUNS_DIR="runs",
         CACHE_DIR=None,  # decoded datasets; None: <RUNS_DIR>/cache
         AUTOTUNE=True,  # time each network's forms at its first run (cnn/forms.py)
+        DATA_PARALLEL=False,  # a lone run on a CPU trains as one process per core; server.py's --data-parallel
+        WARM_WORKERS=0,  # worker processes kept ready for the next runs; server.py sets it from --warm-workers
         DEVICE="auto",
         MAX_CONTENT_LENGTH=8 * 1024 * 1024,  # room for a 5 MB image file as base64
         LOCAL_ONLY=True,  # server.py sets it from --host
@@ -41,6 +43,8 @@ def create_app(test_config=None):
         listener=lambda name, payload: socketio.emit(name, payload),
         cache_dir=app.config["CACHE_DIR"],
         autotune=app.config["AUTOTUNE"],
+        warm=app.config["WARM_WORKERS"],
+        data_parallel=app.config["DATA_PARALLEL"],
     )
     app.extensions["runs"].resume_analyses()
     app.extensions["predictor"] = Predictor()

@@ -77,7 +77,9 @@ const spoken = (label) => label.replace(/\/(\d+)t$/, (_, n) => `/${threadsOf(n)}
  * run_started. */
 export function formText(f) {
   if (!f) return "";
-  const head = `fast form: ${f.form}, ${f.precision}${f.threads ? `, ${threadsOf(f.threads)}` : ""}`;
+  // data-parallel: a process of one thread per core (cnn/parallel.py); not with batch norm
+  const procs = f.data_parallel > 1 ? ` × ${f.data_parallel} processes` : f.why ? ` (one process: ${f.why})` : "";
+  const head = `fast form: ${f.form}, ${f.precision}${f.threads ? `, ${threadsOf(f.threads)}` : ""}${procs}`;
   const rates = Object.entries(f.rates ?? {});
   if (!f.autotune) return `${head} · not timed (autotune off)`;
   if (!rates.length) return `${head} · the only candidate`;

@@ -1,0 +1,156 @@
+"""Data-parallel training on CPU processes (cnn/parallel.py): the same weights as one process on the same
+global batches, a stop ends every rank, and a rank that dies fails the run with a sentence, leaving none."""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import server_in
+from test_server import worker_pid
+
+from cnn.config import validate
+from cnn.train import Trainer
+
+# crop and flip: every rank must draw the same augmentation as one process would
+RUN = {"channels": [4, 8], "batch_size": 64, "train_samples": 640, "epochs": 2, "precision": "fp32", "seed": 3}
+RUN_AUGMENTED = {**RUN, "augment": {"crop": 2, "flip": True}}
+
+
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def trained(data_dir, tmp_path, fields, data_parallel, plugins=(), should_stop=None):
+    cfg = validate(fields)
+    trainer = Trainer(
+        cfg, data_dir, "cpu", plugins, should_stop, cache_dir=tmp_path, autotune=False, data_parallel=data_parallel
+    )
+    trainer.run()
+    return trainer
+
+
+def test_two_processes_learn_the_weights_one_process_learns(data_dir, tmp_path, threads):
+    threads(1)
+    one = trained(data_dir, tmp_path, RUN_AUGMENTED, data_parallel=False)
+    threads(2)
+    two = trained(data_dir, tmp_path, RUN_AUGMENTED, data_parallel=True)
+    assert two.fast_form["data_parallel"] == 2
+    for key, weight in one.model.state_dict().items():
+        assert torch.allclose(weight, two.model.state_dict()[key], atol=1e-4), key
+    # what it reports is the global batch's: the same loss and accuracy as one process, up to rounding
+    assert abs(one.train_loss - two.train_loss) < 1e-4 and one.train_acc == pytest.approx(two.train_acc, abs=1e-3)
+    assert one.test_acc == pytest.approx(two.test_acc, abs=2e-3)
+    assert all(proc.returncode is not None for proc in two.ranks)  # every other rank has ended
+
+
+def test_a_stop_ends_every_rank_at_the_same_step(data_dir, tmp_path, threads):
+    threads(2)
+    steps = []
+
+    class Count:
+        def on_batch_end(self, trainer):
+            steps.append(trainer.step)
+
+    trainer = trained(data_dir, tmp_path, RUN, True, (Count(),), should_stop=lambda: len(steps) >= 3)
+    assert trainer.stopped and steps == [1, 2, 3]
+    assert all(proc.returncode is not None for proc in trainer.ranks)
+
+
+def test_a_rank_that_dies_fails_the_run_with_a_sentence_and_leaves_no_process(data_dir, tmp_path, threads):
+    threads(2)
+    ranks = []
+
+    class KillRankOne:
+        def on_batch_end(self, trainer):
+            if trainer.step == 2:
+                ranks.extend(trainer.ranks)
+                os.kill(trainer.ranks[0].pid, signal.SIGKILL)
+
+    with pytest.raises(RuntimeError, match="data-parallel processes ended unexpectedly; the run cannot go on"):
+        trained(data_dir, tmp_path, RUN, True, (KillRankOne(),))
+    assert ranks and all(proc.returncode is not None for proc in ranks)
+
+
+def test_batch_norm_trains_in_one_process(data_dir, tmp_path, threads):
+    threads(2)
+    layers = [{"type": "conv", "out": 4}, {"type": "batchnorm"}, {"type": "relu"}]
+    fields = {k: v for k, v in RUN.items() if k != "channels"}
+    trainer = trained(data_dir, tmp_path, {**fields, "layers": layers, "epochs": 1}, True)
+    assert trainer.fast_form["data_parallel"] == 1 and not trainer.ranks
+
+
+@pytest.fixture(scope="module")
+def parallel_server(data_dir, tmp_path_factory):
+    yield from server_in(data_dir, tmp_path_factory.mktemp("parallel"), ["--data-parallel"])
+
+
+def alive(pid):
+    """A process that exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def processes_of(run_id):
+    """-> (the run's worker pid, its data-parallel ranks' pids), once the ranks have started."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        worker = worker_pid(run_id)
+        ranks = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except (OSError, ValueError):
+                continue
+            if worker and ppid == worker and b"cnn.parallel" in cmdline:
+                ranks.append(int(stat.parent.name))
+        if worker and ranks:
+            return worker, ranks
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id}: no data-parallel ranks within 60 s")
+
+
+SERVED = {"channels": [4, 8], "batch_size": 32, "train_samples": 4096, "epochs": 20, "precision": "fp32"}
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="data-parallel training needs two cores")
+def test_through_the_server_a_lone_run_trains_on_every_core_and_stop_ends_every_process(parallel_server):
+    (run_id,) = parallel_server.start([SERVED])
+    worker, ranks = processes_of(run_id)
+    deadline = time.time() + 60
+    run = parallel_server.get(f"/api/runs/{run_id}").json()
+    while not run["metrics"]["batch"] and time.time() < deadline:
+        time.sleep(0.2)
+        run = parallel_server.get(f"/api/runs/{run_id}").json()
+    form = run["info"]["fast_form"]
+    assert form["data_parallel"] == len(ranks) + 1 == os.cpu_count() and run["info"]["threads"] == 1
+    assert parallel_server.post(f"/api/runs/{run_id}/stop").status_code == 200
+    assert parallel_server.wait(run_id)["status"] == "stopped"
+    deadline = time.time() + 10
+    while any(alive(pid) for pid in [worker, *ranks]) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in [worker, *ranks])
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="data-parallel training needs two cores")
+def test_through_the_server_a_killed_rank_fails_the_run_with_a_sentence(parallel_server):
+    (run_id,) = parallel_server.start([SERVED])
+    worker, ranks = processes_of(run_id)
+    deadline = time.time() + 60
+    while not parallel_server.get(f"/api/runs/{run_id}").json()["metrics"]["batch"] and time.time() < deadline:
+        time.sleep(0.2)  # training: the ranks exchange gradients
+    os.kill(ranks[0], signal.SIGKILL)
+    run = parallel_server.wait(run_id)
+    assert run["status"] == "failed" and "data-parallel processes ended unexpectedly" in run["error"], run["error"]
+    deadline = time.time() + 10
+    while alive(worker) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(worker)
