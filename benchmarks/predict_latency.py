@@ -36,6 +36,7 @@ def percentile(values, q):
 def start_server(runs_dir, log):
     port = free_port()
     cmd = [sys.executable, "server.py", "--port", str(port), "--data-dir", str(DATA_DIR), "--runs-dir", runs_dir]
+    cmd += ["--warm-workers", "0"]  # a used warm worker's replacement importing torch would be a hidden load
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
