@@ -11,7 +11,10 @@ import pytest
 import torch
 from conftest import server_in
 from playwright.sync_api import expect
+from scipy import stats
 from torchvision.io import encode_png
+
+from cnn.verdict import p_text
 
 # Fashion-MNIST, so the pages must name classes as clothing; MNIST's names are the digits themselves
 FASHION = {"train_samples": 2000, "epochs": 1, "dataset": "fashion_mnist"}
@@ -76,7 +79,20 @@ def test_analysis_of_two_runs(page, server, pair):
     for run_id in pair:
         params = server.get(f"/api/runs/{run_id}/analysis").json()["params"]
         expect(facts).to_contain_text(f"{params:,}")
-    expect(page.get_by_role("region", name="Verdict")).to_contain_text("more accurate")
+    # one seed each: McNemar's exact test on the paired predictions, with the server's p-value (scipy's)
+    compare = server.get(f"/api/compare?a={a}&b={b}").json()
+    only_a, only_b = compare["count_only_a"], compare["count_only_b"]
+    assert compare["p_value"] == pytest.approx(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    verdict = page.locator("#verdict-text")
+    expect(verdict).to_contain_text("Is trained model A better than trained model B on this test set? ")
+    counts = rf"A gets {only_a} images? right that B misses and B gets {only_b} that A misses: "
+    expect(verdict).to_contain_text(re.compile(counts))
+    expect(verdict).to_contain_text(p_text(compare["p_value"]))
+    expect(verdict).to_contain_text(compare["sentence"])
+    significant = compare["p_value"] < 0.05
+    said = "is better on this test set" if significant else "no evidence that either is better"
+    expect(verdict).to_contain_text(said)
+    expect(verdict).to_have_attribute("data-winner", ("a" if only_a > only_b else "b") if significant else "")
     expect(page.locator("#grad-a")).to_have_attribute("data-layers", "4")  # conv1-3 and fc
     expect(page.locator("#maps-a .layer")).to_have_count(3)
     expect(page.locator("#maps-b .layer canvas")).to_have_count(4)  # B: one layer of 4 channels
@@ -206,6 +222,20 @@ def test_a_cifar10_pair_is_named_in_colour_with_maps_of_each_conv(page, cifar_se
     page.get_by_role("region", name="Confusion A", exact=True).locator('.cm-cell[data-true="0"][data-pred="0"]').click()
     expect(page.locator("#cell-title")).to_have_text("True airplane, predicted airplane (right)")
     expect(page.locator("#cell")).to_have_attribute("data-state", "shown")
+    assert page.problems == []
+
+
+def test_runs_on_different_data_sets_get_no_verdict(page, cifar_server, cifar_pair):
+    (mnist,) = analysed(cifar_server, cifar_server.start([{"train_samples": 256, "epochs": 1, "batch_size": 64}]))
+    page.goto(f"{cifar_server.url}/analysis?a={cifar_pair[0]}&b={mnist}")
+    page.wait_for_selector("body[data-ready]", timeout=TIMEOUT)
+    verdict = page.locator("#verdict-text")
+    expect(verdict).to_have_text(
+        "No verdict: A was trained on cifar10 and B on mnist, so their accuracies are on different test sets "
+        "and cannot be compared."
+    )
+    expect(verdict).to_have_attribute("data-winner", "")
+    page.problems[:] = [p for p in page.problems if "400" not in p]  # /api/compare's refusal, for the gallery
     assert page.problems == []
 
 

@@ -11,6 +11,8 @@ import pytest
 from conftest import server_in
 from playwright.sync_api import expect
 
+from cnn.verdict import p_text
+
 TINY = {"train_samples": 512, "epochs": 2, "batch_size": 64}  # six of these train in about a minute
 SLOW = {"channels": "4", "train_samples": 4096, "epochs": 8, "batch_size": 32}  # still training when stopped
 TIMEOUT = 300_000  # ms: six runs on two shared cores, then six analyses of the full test set
@@ -50,6 +52,16 @@ def train(page, repeats, a, b):
     page.get_by_role("button", name="Train", exact=True).click()
 
 
+def points(x):
+    """A difference of accuracies as the Seeds section writes it: "+0.29", "−1.20"."""
+    return f"{'+' if x > 0 else '−' if x < 0 else ''}{abs(100 * x):.2f}"
+
+
+def p_cell(p):
+    """A p-value as the McNemar table writes it: "0.69", "< 0.001"."""
+    return p_text(p).removeprefix("p = ").removeprefix("p ")
+
+
 def chart(page, name):
     return page.locator(f"canvas[aria-label={name}]")
 
@@ -67,6 +79,11 @@ def test_repeats_draw_a_band_per_model_and_the_verdict_cites_the_seeds(page, ser
     expect(progress).to_contain_text("6 of 6 runs done")
     expect(verdict).to_contain_text("3 seeds of A and 3 of B")
     expect(verdict).to_contain_text("Seeds used: A 0, 1, 2; B 0, 1, 2.")
+    interval = r"\d+\.\d\d% \(95% interval \d+\.\d\d% to \d+\.\d\d%\)"
+    expect(verdict).to_contain_text(re.compile(f"Mean test accuracy: A {interval}, B {interval}."))
+    faster = r"Training time: [AB] trains faster( on average)?: [\d.]+ s against [\d.]+ s per seed, p [=<] [\d.]+ "
+    faster += r"\(Welch's t\)"
+    expect(verdict).to_contain_text(re.compile(faster))
     for slot in "ab":
         expect(verdict).to_have_attribute(f"data-seeds-{slot}", "3")
         seeds = page.locator(f"#panel-{slot} .seed-list")
@@ -162,6 +179,33 @@ def test_the_analysis_link_of_a_group_shows_every_seed_and_a_strip_plot(page, se
         # the strip plot: a dot per seed on each model's row, and a bar at its mean
         expect(page.locator(f"#seeds-plot circle.seed-dot[data-model={slot}]")).to_have_count(3)
         expect(page.locator(f"#seeds-plot line.seed-mean[data-model={slot}]")).to_have_count(1)
+    # the top verdict answers "is config A better than config B?" over the seeds, not one pair's winner
+    top = page.locator("#verdict-text")
+    expect(top).to_contain_text(f"Is config A better than config B? {verdict['sentence']}")
+    expect(top).to_have_attribute("data-question", "configs")
+    # the evidence: each model's mean with its 95% interval; the difference with its interval, p-value, method
+    for slot in "ab":
+        mean, (low, high) = verdict["accuracy"][slot]["mean"], verdict["accuracy"][slot]["ci95"]
+        expect(seeds.locator(f"#seeds-facts [data-fact={slot}]")).to_have_text(
+            f"{slot.upper()}: mean test accuracy {100 * mean:.2f}%, 95% interval {100 * low:.2f}% to "
+            f"{100 * high:.2f}% over 3 seeds (Student's t)."
+        )
+    diff = verdict["difference"]
+    expect(seeds.locator("#seeds-facts [data-fact=difference]")).to_have_text(
+        f"A − B: {points(diff['mean'])} points, 95% interval {points(diff['ci95'][0])} to "
+        f"{points(diff['ci95'][1])} (Welch's t), {p_text(diff['p_value'])}."
+    )
+    time_said = verdict["train_seconds"]["sentence"]
+    expect(seeds.locator("#seeds-facts [data-fact=time]")).to_have_text(f"Training time: {time_said}")
+    # and McNemar's test of each seed pair, the k-th seed of A with the k-th of B
+    pairs = [
+        [*(str(p[k]) for k in ("seed_a", "seed_b", "only_a", "only_b")), p_cell(p["p_value"])]
+        for p in verdict["mcnemar"]
+    ]
+    assert len(pairs) == 3
+    rows = seeds.locator("#seeds-mcnemar tr.pair-row")
+    expect(rows).to_have_count(3)
+    assert [row.locator("td").all_inner_texts() for row in rows.all()] == pairs
     assert page.errors == []
 
 

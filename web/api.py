@@ -136,7 +136,9 @@ def group_verdict(group):
         stored = analyses.get(r.id, {}).get("labels")
         if stored is not None and stored != labels.tolist():
             raise Busy(f"{names[0]} changed since run {r.id} was analysed; its predictions are of other images.")
-    summaries = [{"id": r.id, "slot": r.slot, "seed": r.config.seed, "status": r.status} for r in members]
+    summaries = [
+        {"id": r.id, "slot": r.slot, "repeat": r.repeat, "seed": r.config.seed, "status": r.status} for r in members
+    ]
     return jsonify(verdict(summaries, analyses, labels.tolist()))
 
 

@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 from flask import Blueprint, current_app, jsonify, request
 
-from cnn import events, infer
+from cnn import events, infer, verdict
 from cnn.config import ConfigError
 
 from .api import body, dataset_info, group_members, runs, test_set, waiting_in
@@ -94,7 +94,8 @@ def confusion_cell(run_id):
 
 @bp.get("/api/compare")
 def compare():
-    """Test images that exactly one of two runs classifies correctly."""
+    """Test images that exactly one of two runs classifies correctly, and McNemar's exact test on their counts:
+    is trained model A better than trained model B on this test set?"""
     for name in ("a", "b"):
         if not request.args.get(name):
             raise ConfigError(name, "must name a run id, as in /api/compare?a=<id>&b=<id>")
@@ -124,11 +125,19 @@ def compare():
             for i, img in zip(shown, images_at(a, shown), strict=True)
         ]
 
+    # is trained model A better than trained model B on this test set? McNemar's exact test on the pairs
+    right_a = [pa == y for pa, y in zip(ra["predictions"], labels, strict=True)]
+    right_b = [pb == y for pb, y in zip(rb["predictions"], labels, strict=True)]
+    _, _, p = verdict.mcnemar(right_a, right_b)
     return jsonify(
         a=a.id,
         b=b.id,
         count_only_a=len(only["a"]),
         count_only_b=len(only["b"]),
+        p_value=p,
+        method="mcnemar_exact",
+        better=None if p >= verdict.ALPHA else "a" if len(only["a"]) > len(only["b"]) else "b",
+        sentence=verdict.pair_sentence(len(only["a"]), len(only["b"]), p),
         only_a=items(only["a"]),
         only_b=items(only["b"]),
     )

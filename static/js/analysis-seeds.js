@@ -2,6 +2,8 @@
 // a table of every seed of each model (test accuracy, macro F1, training time) with each model's mean,
 // a strip plot of the seeds' accuracies (a dot per seed, a bar at the mean) and the group's verdict.
 // Failed or stopped seeds stay in the table, marked "left out", and are out of the means and the plot.
+// Under them, the verdict's evidence: each model's mean with its 95% interval, the difference with its
+// interval, p-value and method, the training time, and each seed pair's McNemar test.
 
 import { $, el } from "./dom.js";
 import { fixed, pct, seconds } from "./format.js";
@@ -24,6 +26,7 @@ export function mountSeeds(store) {
     box.hidden = !group;
     if (!group) return;
     drawVerdict($("#seeds-verdict"), group.verdict);
+    drawEvidence(group.verdict?.value ?? null);
     const v = group.verdict;
     box.dataset.state = !v ? "loading" : v.value ? "ready" : v.waiting ? "waiting" : "failed";
     if (group.seeds) {
@@ -41,6 +44,57 @@ function drawVerdict(line, verdict) {
     const n = verdict.waiting;
     line.textContent = `Verdict: waiting for ${n} run${n === 1 ? "" : "s"} of the group to end and be analysed…`;
   } else line.textContent = `No verdict: ${verdict.error.message}`;
+}
+
+const METHODS = { welch_t: "Welch's t" };
+
+/** A p-value as the server writes it in its sentences (cnn/verdict.py p_text): "< 0.001", "0.0043", "0.69". */
+const pNumber = (p) => (p < 0.001 ? "< 0.001" : p < 0.01 ? String(Number(p.toPrecision(2))) : p.toFixed(2));
+const pText = (p) => (p < 0.001 ? "p < 0.001" : `p = ${pNumber(p)}`);
+
+/** A difference of accuracies in points, signed: "+0.29", "−1.20". */
+const points = (x) => `${x > 0 ? "+" : x < 0 ? "−" : ""}${Math.abs(100 * x).toFixed(2)}`;
+
+function modelFact(slot, { mean, ci95, values }) {
+  const name = el("span", { class: `col-${slot}`, text: slot.toUpperCase() });
+  const n = values.length;
+  let text;
+  if (!n) text = ": no seed ended with an analysis.";
+  else if (!ci95) text = `: test accuracy ${pct(mean)} from one seed; an interval takes two or more.`;
+  else text = `: mean test accuracy ${pct(mean)}, 95% interval ${pct(ci95[0])} to ${pct(ci95[1])} over ${n} seeds (Student's t).`;
+  return el("li", { "data-fact": slot }, name, text);
+}
+
+function differenceFact(diff) {
+  let text;
+  if (!diff) text = "A − B: too few seeds for an interval or a test (that takes at least 2 of each).";
+  else {
+    const method = METHODS[diff.method] ?? diff.method;
+    text = `A − B: ${points(diff.mean)} points`;
+    if (diff.p_value == null) text += `; every seed of each model scored the same, so there is no spread for ${method} to judge it against.`;
+    else text += `, 95% interval ${points(diff.ci95[0])} to ${points(diff.ci95[1])} (${method}), ${pText(diff.p_value)}.`;
+  }
+  return el("li", { "data-fact": "difference", text });
+}
+
+/** The verdict's numbers: intervals, the difference, training time, and the per-pair McNemar table. */
+function drawEvidence(verdict) {
+  const facts = $("#seeds-facts"), body = $("#seeds-mcnemar tbody");
+  if (!verdict) {
+    facts.replaceChildren();
+    body.replaceChildren();
+    return;
+  }
+  const items = SLOTS.map((slot) => modelFact(slot, verdict.accuracy[slot]));
+  items.push(differenceFact(verdict.difference));
+  if (verdict.train_seconds?.sentence) items.push(el("li", { "data-fact": "time", text: `Training time: ${verdict.train_seconds.sentence}` }));
+  facts.replaceChildren(...items);
+  body.replaceChildren(
+    ...verdict.mcnemar.map((pair) =>
+      el("tr", { class: "pair-row" },
+        ...[pair.seed_a, pair.seed_b, pair.only_a, pair.only_b].map((v) => el("td", { text: String(v) })),
+        el("td", { text: pNumber(pair.p_value) }))),
+  );
 }
 
 /** "finished", "stopped · left out", "training"…: where a seed stands, and whether the means use it. */

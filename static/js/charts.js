@@ -92,10 +92,11 @@ export class CurveChart {
               boxWidth: 18,
               usePointStyle: true,
               sort: (a, b) => a.datasetIndex - b.datasetIndex,
-              // a validation line is named once a run has one, the band once a group has one; single seeds never
+              // a validation line is named once a run has one, the band once a group has one, the single seeds'
+              // lines once shown (once: the first seed's line stands for them all)
               filter: (item, data) => {
                 const { kind, data: points } = data.datasets[item.datasetIndex];
-                return kind === "batch" || kind === "epoch" || ((kind === "val" || kind === "hi") && points.length > 0);
+                return kind === "batch" || kind === "epoch" || (["val", "hi", "s0"].includes(kind) && points.length > 0);
               },
             },
           },

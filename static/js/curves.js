@@ -77,7 +77,10 @@ export function mountCurves(store) {
         chart.schedule();
       }
     }
-    if (kind === "epoch") bands();
+    if (kind === "epoch") {
+      bands();
+      labels(); // "mean of up to n seeds" until every seed has reached this epoch
+    }
   };
   /** Hands each chart the spreads' arrays (they grow in place) and, when asked for, the seeds' own lines. */
   const hand = (slot) => {
@@ -103,8 +106,11 @@ export function mountCurves(store) {
   const labels = () => {
     for (const slot of SLOTS) {
       const up = slot.toUpperCase(), n = store.seeds[slot].length;
+      // while some seeds are behind (or one was stopped), the last epochs' means are over fewer of them
+      const epochs = store.seeds[slot].map((run) => run.epoch.length);
+      const over = epochs.every((e) => e === epochs[0]) ? `${n}` : `up to ${n}`;
       const text = grouped()
-        ? { batch: `${up} train (each seed)`, epoch: `${up} test (mean of ${n} seeds)`, val: `${up} validation (mean)` }
+        ? { batch: `${up} train (each seed)`, epoch: `${up} test (mean of ${over} seeds)`, val: `${up} validation (mean)`, s0: `${up} test (each seed)` }
         : { batch: `${up} train`, epoch: `${up} test`, val: `${up} validation` };
       for (const chart of Object.values(charts)) for (const [kind, label] of Object.entries(text)) chart.setLabel(slot, kind, label);
     }

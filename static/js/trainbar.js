@@ -1,10 +1,10 @@
 // The train bar: mode, repeats, Train and Stop, the sentence under them, and "Analyse A vs B" once both
 // shown runs have ended and both analyses are stored. With repeats, the group's progress (runs done out of
 // runs planned, and the time left), and once every seed has ended and been analysed, the verdict: its
-// sentence and the seeds it used. Redraws from the store.
+// sentence, the seeds it used, each model's 95% interval and which trains faster. Redraws from the store.
 import * as actions from "./actions.js";
 import { $ } from "./dom.js";
-import { seconds as duration } from "./format.js";
+import { pct } from "./format.js";
 import { clock, secondsLeft } from "./progress.js";
 import { groupSecondsLeft } from "./seeds.js";
 import { SLOTS } from "./store.js";
@@ -130,11 +130,12 @@ function renderVerdict(store) {
   $("#verdict-sentence").textContent = said;
   const seeds = SLOTS.map((s) => `${s.toUpperCase()} ${used[s].length ? used[s].join(", ") : "none"}`).join("; ");
   let text = `Seeds used: ${seeds}.`;
-  if (time?.a?.mean != null && time?.b?.mean != null) {
-    text += ` Training time per seed: A ${duration(time.a.mean)}, B ${duration(time.b.mean)}`;
-    const diff = time.difference;
-    text += diff ? ` (difference ${duration(Math.abs(diff.mean))}, ${diff.p_value < 0.001 ? "p < 0.001" : `p = ${diff.p_value.toFixed(2)}`}, Welch's t).` : ".";
-  }
+  const intervals = SLOTS.filter((s) => verdict.data.accuracy[s].ci95).map((s) => {
+    const { mean, ci95 } = verdict.data.accuracy[s];
+    return `${s.toUpperCase()} ${pct(mean)} (95% interval ${pct(ci95[0])} to ${pct(ci95[1])})`;
+  });
+  if (intervals.length) text += ` Mean test accuracy: ${intervals.join(", ")}.`;
+  if (time?.sentence) text += ` Training time: ${time.sentence}`; // which trains faster, and beyond noise or not
   $("#verdict-seeds").textContent = text;
 }
 
