@@ -8,6 +8,7 @@ by round. Target: the median rate of the chosen candidate >= 0.95x the median ra
 """
 
 import argparse
+import json
 
 import torch
 
@@ -62,8 +63,15 @@ def candidates(network, allotted):
 
 
 def child(arg):
-    """One forced candidate (arg: `<network>:<form>/<precision>/<n>t`); each request `steps` -> images/s."""
+    """One forced candidate (arg: `<network>:<form>/<precision>/<n>t`); each request `steps` -> images/s.
+    `<network>:choose`: the autotuner's choice, made in the workers' environment (idle threads sleep there,
+    which decides how much a second thread costs), said as JSON in its ready line."""
     network, label = arg.split(":")
+    if label == "choose":
+        images, labels, norm = dataset(network)
+        _, _, chosen = engine_choice(config(network), NETWORKS[network][2], 10, images, labels, norm)
+        serve(json.dumps(chosen), lambda line: "")
+        return
     form, precision, threads = label.split("/")
     torch.set_num_threads(int(threads.removesuffix("t")))
     images, labels, norm = dataset(network)
@@ -121,8 +129,9 @@ def main():
         "",
     ]
     for network in args.networks:
-        images, labels, norm = dataset(network)
-        _, _, chosen = engine_choice(config(network), NETWORKS[network][2], 10, images, labels, norm)
+        chooser = Child("benchmarks.form_choice", f"{network}:choose", WORKER_ENV)
+        chosen = json.loads(chooser.ready)
+        chooser.close()
         steps = 3 if args.quick else NETWORKS[network][3]
         rounds = args.rounds or (2 if args.quick else 7)
         results = measure(network, rounds, steps, candidates(network, allotted))

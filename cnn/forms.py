@@ -176,8 +176,8 @@ def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's RNG untouched
         measured, steppers = measure(cfg, shape, classes, options, images, labels, norm, device)
-        best = pick(measured)
-        threads = fewer_threads(best, steppers, measured, device)
+        fewer_threads(steppers, measured, device)
+        best, threads = split(pick(measured), allotted)
     rates = {label: round(r, 1) for label, r in measured.items()}
     try:
         os.makedirs(os.fspath(cache_dir), exist_ok=True)
@@ -223,38 +223,52 @@ def passes(steppers, rates, device, threads=None):
         torch.set_num_threads(allotted)
 
 
-def fewer_threads(best, steppers, rates, device):
-    """-> the intra-op threads to train the chosen form with: fewer than allotted where that times faster
-    (small convolutions gain little from a second thread, and on a busy machine can lose). A slow form is
-    rated at each count from one step after a warm-up step, a fast one in two passes against itself."""
+def fewer_threads(steppers, rates, device):
+    """Times the fastest fp32 and the fastest bf16 form again at fewer intra-op threads (one, and half those
+    allotted), beside themselves at the allotted count: small convolutions gain little from a second thread,
+    and where idle threads sleep (the workers' OMP_WAIT_POLICY) or the machine is busy, they can lose half
+    their speed to it. A slow form is rated at each count from one step after a warm-up step. Adds
+    "<form>/<precision>/<n>t" rates."""
     allotted = torch.get_num_threads()
-    if device.type != "cpu" or allotted < 2 or best not in steppers:
-        return allotted
-    step, n, slow = steppers[best]
+    if device.type != "cpu" or allotted < 2:
+        return
     counts = sorted({1, allotted // 2} - {allotted})
+    tops = {pick({k: v for k, v in rates.items() if k.endswith(p) and k in steppers}) for p in ("/fp32", "/bf16")}
+    timing, threads = {}, {}
     try:
-        for count in counts:
-            torch.set_num_threads(count)
-            timed(step, device)  # warm-up: the kernels at this thread count
-            if slow:
-                rates[f"{best}/{count}t"] = n / timed(step, device)
+        for label in sorted(tops - {None}):
+            step, n, slow = steppers[label]
+            if not slow:  # timed again beside its fewer-thread self
+                timing[label] = steppers[label]
+            for count in counts:
+                torch.set_num_threads(count)
+                timed(step, device)  # warm-up: the kernels at this thread count
+                if slow:
+                    rates[f"{label}/{count}t"] = n / timed(step, device)
+                else:
+                    timing[f"{label}/{count}t"], threads[f"{label}/{count}t"] = steppers[label], count
     finally:
         torch.set_num_threads(allotted)
-    if not slow:
-        timing = {best: steppers[best]} | {f"{best}/{c}t": steppers[best] for c in counts}
-        passes(timing, rates, device, {f"{best}/{c}t": c for c in counts})
-    return max([allotted, *counts], key=lambda c: rates[best if c == allotted else f"{best}/{c}t"])
+    passes(timing, rates, device, threads)
 
 
 def pick(rates):
-    """The fastest candidate; a bf16 one only if it beats the best fp32 by BF16_MARGIN."""
+    """The fastest candidate (None of none); a bf16 one only if it beats the best fp32 by BF16_MARGIN."""
+    if not rates:
+        return None
     best = max(rates, key=rates.get)
-    fp32 = [label for label in rates if label.endswith("/fp32")]
-    if best.endswith("/bf16") and fp32:
+    fp32 = [label for label in rates if "/fp32" in label]
+    if "/bf16" in best and fp32:
         best_fp32 = max(fp32, key=rates.get)
         if rates[best] < BF16_MARGIN * rates[best_fp32]:
             return best_fp32
     return best
+
+
+def split(label, allotted):
+    """ "plain/bf16/1t" -> ("plain/bf16", 1); "plain/bf16" -> ("plain/bf16", allotted)."""
+    parts = label.split("/")
+    return "/".join(parts[:2]), int(parts[2].removesuffix("t")) if len(parts) > 2 else allotted
 
 
 def result(form, precision, threads, rates, measured, seconds, autotune=True, busy=False):
