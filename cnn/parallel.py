@@ -11,6 +11,7 @@ gone peer fails, and the extra ranks die with the worker (the parent-death signa
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,7 @@ class Group:
             raise RuntimeError(
                 f"the run's {world} data-parallel processes did not all start within {START_TIMEOUT.seconds} s"
             ) from exc
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.store = rank, world, store
 
     def shard(self, n):
         """The slice of a global batch of n images that this rank trains."""
@@ -98,11 +99,13 @@ def start(world, spec):
         return Group(0, world, store), procs
     except BaseException:
         end(procs)
+        shutil.rmtree(os.path.dirname(store), ignore_errors=True)
         raise
 
 
-def end(procs):
-    """Ends the extra ranks (already on their way out after a finished run) and reaps them."""
+def end(procs, group=None):
+    """Ends the extra ranks (already on their way out after a finished run), reaps them, and leaves the group
+    (its rendezvous folder removed)."""
     for proc in procs:
         try:
             proc.stdin.close()
@@ -110,6 +113,9 @@ def end(procs):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    if group is not None:
+        group.close()
+        shutil.rmtree(os.path.dirname(group.store), ignore_errors=True)
 
 
 def main(argv):

@@ -187,7 +187,7 @@ class RunManager:
             "weights_path": str(self.weights_path(run.id)),
             "cache_dir": str(self.cache_dir),
             "autotune": self.autotune,
-            "data_parallel": self.data_parallel,
+            "data_parallel": self.data_parallel and threads == self.cores,  # a run alone: every core its own
             "log_path": str(log),  # a warm worker's stray output goes there once it has the run
         }
         # under the lock: a stop that came first wins, and one that comes later finds run.reader set

@@ -79,6 +79,10 @@ def has_batchnorm(model):
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
+def has_dropout(model):
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules())
+
+
 def evaluate(model, images, labels, norm, autocast):
     """-> (mean loss, accuracy) over the whole set."""
     model.eval()
@@ -124,6 +128,7 @@ class Trainer:
         # data_parallel: on a CPU with several threads allotted, train as one process per thread (cnn/parallel.py)
         self.data_parallel, self.group, self.ranks = data_parallel, None, []
         self.fixed_form = None  # a data-parallel rank's form: rank 0's choice, not timed again
+        self.eval_threads = None  # rank 0 of a data-parallel run evaluates on every core (the others wait)
         self.device = pick_device(device)
         self.should_stop = should_stop or (lambda: False)
         self.bf16 = use_bf16(cfg.precision, self.device)  # until setup() has chosen the fast form
@@ -197,8 +202,11 @@ class Trainer:
             raise ValueError("batch norm needs at least 2 training images a batch; raise train_samples")
         self.scheduler = make_scheduler(cfg, self.optimizer, self.steps)
         if self.data_parallel and self.group is None and dev.type == "cpu" and allotted > 1:
-            if has_batchnorm(self.model):  # each process's batch statistics would differ from one's
-                self.fast_form = {**self.fast_form, "data_parallel": 1, "why": "batch norm"}
+            # each process's batch statistics, or its dropout masks (drawn alike from the one seed), would
+            # make the function differ from one process's
+            why = "batch norm" if has_batchnorm(self.model) else "dropout" if has_dropout(self.model) else None
+            if why:
+                self.fast_form = {**self.fast_form, "data_parallel": 1, "why": why}
             else:
                 self.start_ranks(allotted, cache)
 
@@ -209,6 +217,7 @@ class Trainer:
         self.fast_form = {**self.fast_form, "threads": 1, "data_parallel": world}
         spec = {"config": self.cfg.to_dict(), "data_dir": str(self.data_dir), "cache_dir": str(cache)}
         self.group, self.ranks = parallel.start(world, {**spec, "form": self.fast_form})
+        self.eval_threads = world  # the other ranks wait while rank 0 evaluates: it may use every core
         torch.set_num_threads(1)
 
     def run(self):
@@ -226,8 +235,7 @@ class Trainer:
             if self.ranks:  # rank 0: the others end with the run, however it ends
                 from . import parallel
 
-                parallel.end(self.ranks)
-                self.group.close()
+                parallel.end(self.ranks, self.group)
         return self.model
 
     def epoch_end(self):
@@ -236,7 +244,12 @@ class Trainer:
         if self.group is not None and self.group.rank:
             return self.group.decide(False)
         started = time.perf_counter()
-        self.measure()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.eval_threads or threads)
+        try:
+            self.measure()
+        finally:
+            torch.set_num_threads(threads)
         self.eval_seconds = time.perf_counter() - started
         self.fire("on_epoch_end")
         patience, watched = self.cfg.patience, self.best_epoch is not None

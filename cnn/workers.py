@@ -78,7 +78,9 @@ class WarmPool:
     """`size` worker processes started ahead of their runs (`python -m cnn.worker --warm setting`), so a run
     that takes one skips importing torch and opening its data. Each has one reader thread for its whole life:
     before its run the worker only says worker_ready; then its events go to handle(run, name, payload) and its
-    end to ended(run) (the run manager's). A replacement starts as soon as one is taken. One that dies while
+    end to ended(run) (the run manager's). A replacement starts once the taken one's run has started training:
+    not while it is being set up, when its forms may be timed (cnn/forms.py) and a replacement importing torch
+    beside it would skew the timing that every later run of the shape inherits. One that dies while
     it waits is replaced after a pause that doubles each time (1 s up to a minute), so a worker that cannot
     start does not respawn in a loop; a worker taken by a run resets the pause.
 
@@ -93,6 +95,7 @@ class WarmPool:
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)  # the starter's: a worker was taken or died, or we close
         self.waiting = []  # Warm workers without a run, oldest first
+        self.setting_up = set()  # taken workers whose run has not started training yet: no start meanwhile
         self.pause, self.not_before = 0.0, 0.0  # the hold on starts after deaths
         self.closed = False
         threading.Thread(target=self._starter, daemon=True).start()
@@ -116,6 +119,7 @@ class WarmPool:
                 worker.run = run
                 if hand(worker.proc, spec):
                     taken, self.pause = worker, 0.0
+                    self.setting_up.add(worker)
                     break
                 worker.run = None  # it died: its reader counts it as a death
             self.wake.notify()
@@ -134,7 +138,7 @@ class WarmPool:
         with self.lock:
             while True:
                 wait = self.not_before - time.monotonic()
-                if self.closed or len(self.waiting) >= self.size:
+                if self.closed or len(self.waiting) >= self.size or self.setting_up:
                     self.wake.wait()
                 elif wait > 0:
                     self.wake.wait(wait)
@@ -154,6 +158,13 @@ class WarmPool:
         self.waiting.append(worker)
         worker.reader.start()
 
+    def _settled(self, worker):
+        """A taken worker's run trains now (or ended): the replacement may start."""
+        with self.lock:
+            if worker in self.setting_up:
+                self.setting_up.discard(worker)
+                self.wake.notify()
+
     def _hold_back(self):
         self.pause = min(max(2 * self.pause, 1.0), self.MAX_PAUSE)
         self.not_before = time.monotonic() + self.pause
@@ -161,9 +172,12 @@ class WarmPool:
     def _read(self, worker):
         for name, payload in read_events(worker.proc):
             if worker.run is not None:
+                if name in ("run_started", "run_failed"):
+                    self._settled(worker)
                 self.handle(worker.run, name, payload)
             elif name == READY:
                 worker.ready = True
+        self._settled(worker)
         with self.lock:
             run, worker.dead = worker.run, True
             if worker in self.waiting:

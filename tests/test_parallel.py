@@ -47,6 +47,7 @@ def test_two_processes_learn_the_weights_one_process_learns(data_dir, tmp_path, 
     assert abs(one.train_loss - two.train_loss) < 1e-4 and one.train_acc == pytest.approx(two.train_acc, abs=1e-3)
     assert one.test_acc == pytest.approx(two.test_acc, abs=2e-3)
     assert all(proc.returncode is not None for proc in two.ranks)  # every other rank has ended
+    assert not Path(two.group.store).parent.exists()  # the rendezvous folder went with them
 
 
 def test_a_stop_ends_every_rank_at_the_same_step(data_dir, tmp_path, threads):
@@ -77,12 +78,17 @@ def test_a_rank_that_dies_fails_the_run_with_a_sentence_and_leaves_no_process(da
     assert ranks and all(proc.returncode is not None for proc in ranks)
 
 
-def test_batch_norm_trains_in_one_process(data_dir, tmp_path, threads):
+ONE_PROCESS = [({"type": "batchnorm"}, "batch norm"), ({"type": "dropout", "p": 0.5}, "dropout")]
+
+
+@pytest.mark.parametrize("layer, why", ONE_PROCESS)
+def test_batch_norm_and_dropout_train_in_one_process(data_dir, tmp_path, threads, layer, why):
+    # per-process batch statistics, or dropout masks drawn alike in every process, would change the function
     threads(2)
-    layers = [{"type": "conv", "out": 4}, {"type": "batchnorm"}, {"type": "relu"}]
+    layers = [{"type": "conv", "out": 4}, layer, {"type": "relu"}]
     fields = {k: v for k, v in RUN.items() if k != "channels"}
     trainer = trained(data_dir, tmp_path, {**fields, "layers": layers, "epochs": 1}, True)
-    assert trainer.fast_form["data_parallel"] == 1 and not trainer.ranks
+    assert (trainer.fast_form["data_parallel"], trainer.fast_form["why"], trainer.ranks) == (1, why, [])
 
 
 @pytest.fixture(scope="module")
