@@ -97,7 +97,13 @@ def main(argv=None):
     t.add_argument("--mode", choices=["parallel", "sequential"], default="parallel")
     t.add_argument("--no-autotune", action="store_true", help="plain form: no timing of the network's forms")
     t.add_argument(
-        "--data-parallel", action="store_true", help="a lone run on a CPU: one process per core (cnn/parallel.py)"
+        "--data-parallel",
+        nargs="?",
+        const="on",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="a run alone on a CPU: train as one process per core, its gradients summed (not with batch norm "
+        "or dropout): auto (default) where that times faster and pays for its start-up, on (the bare flag) or off",
     )
     t.add_argument("--repeats", type=int, default=1, help="train each config with seeds s, s+1, ... (1 to 10)")
     t.add_argument("--data-dir", default=os.environ.get("CNN_DATA_DIR", "data"))

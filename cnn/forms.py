@@ -81,9 +81,10 @@ def busy(device):
         return False
 
 
-def key(cfg, shape, classes, device, busy_now):
+def key(cfg, shape, classes, device, busy_now, threads=None):
     arch = {"channels": cfg.channels, "kernel_size": cfg.kernel_size, "layers": cfg.to_dict()["layers"]}
-    parts = [machine(device), device.type, torch.__version__, torch.get_num_threads(), cfg.model, arch]
+    threads = threads or torch.get_num_threads()
+    parts = [machine(device), device.type, torch.__version__, threads, cfg.model, arch]
     parts += [list(shape), classes, cfg.batch_size, cfg.precision, "busy" if busy_now else "quiet"]
     return json.dumps(parts, sort_keys=True)
 

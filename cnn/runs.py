@@ -43,7 +43,7 @@ class RunManager:
         cache_dir=None,
         autotune=True,
         warm=0,
-        data_parallel=False,
+        data_parallel="auto",
     ):
         self.data_dir, self.runs_dir, self.device = str(data_dir), Path(runs_dir), device
         # decoded datasets: in the runs folder unless named, never in the data folder
@@ -52,7 +52,9 @@ class RunManager:
         self.cores = cores or os.cpu_count() or 1
         self.analyse = analyse  # the command line has no use for analyses
         self.autotune = autotune  # time the network's forms at a first run (cnn/forms.py), or take the plain one
-        self.data_parallel = data_parallel  # a lone run on a CPU trains as a process per core (cnn/parallel.py)
+        # a lone run on a CPU: "auto" splits over a process per core where that times faster (cnn/split.py),
+        # "on" always, "off" never (True and False mean on and off)
+        self.data_parallel = {True: "on", False: "off"}.get(data_parallel, data_parallel)
         self.lock = threading.Lock()  # guards the runs' status, metrics and processes
         self.records = Records(self.runs_dir, self.lock)
         self.analyses = AnalysisQueue(busy=lambda: bool(self.active()), work=self._analyse_now)
@@ -187,7 +189,8 @@ class RunManager:
             "weights_path": str(self.weights_path(run.id)),
             "cache_dir": str(self.cache_dir),
             "autotune": self.autotune,
-            "data_parallel": self.data_parallel and threads == self.cores,  # a run alone: every core its own
+            # a run alone has every core: it may split over them (cnn/split.py); two runs keep a share each
+            "data_parallel": self.data_parallel if threads == self.cores else "off",
             "log_path": str(log),  # a warm worker's stray output goes there once it has the run
         }
         # under the lock: a stop that came first wins, and one that comes later finds run.reader set

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import data, datasets, forms, infer
+from . import data, datasets, forms, infer, split
 from .augment import augment
 from .models import build_model
 from .schedules import make_scheduler
@@ -125,8 +125,10 @@ class Trainer:
     ):
         self.cfg, self.data_dir, self.cache_dir, self.autotune = cfg, data_dir, cache_dir, autotune
         self.preloaded = dataset  # cfg's dataset, opened already by a warm worker (cnn/worker.py), or None
-        # data_parallel: on a CPU with several threads allotted, train as one process per thread (cnn/parallel.py)
-        self.data_parallel, self.group, self.ranks = data_parallel, None, []
+        # data_parallel, on a CPU with several threads allotted: "on" trains as one process per thread
+        # (cnn/parallel.py), "auto" where that times faster and pays for its start-up (cnn/split.py), "off" never
+        self.data_parallel = {True: "on", False: "off", None: "off"}.get(data_parallel, data_parallel)
+        self.group, self.ranks, self.declined = None, [], False
         self.fixed_form = None  # a data-parallel rank's form: rank 0's choice, not timed again
         self.eval_threads = None  # rank 0 of a data-parallel run evaluates on every core (the others wait)
         self.device = pick_device(device)
@@ -201,28 +203,50 @@ class Trainer:
         if not self.steps:
             raise ValueError("batch norm needs at least 2 training images a batch; raise train_samples")
         self.scheduler = make_scheduler(cfg, self.optimizer, self.steps)
-        if self.data_parallel and self.group is None and dev.type == "cpu" and allotted > 1:
+        wanted = self.data_parallel != "off" and self.fixed_form is None
+        if wanted and dev.type == "cpu" and allotted > 1:
             # each process's batch statistics, or its dropout masks (drawn alike from the one seed), would
             # make the function differ from one process's
             why = "batch norm" if has_batchnorm(self.model) else "dropout" if has_dropout(self.model) else None
             if why:
                 self.fast_form = {**self.fast_form, "data_parallel": 1, "why": why}
+            elif self.data_parallel == "auto":
+                facts = split.choose(self, allotted, cache)
+                self.fast_form = {**self.fast_form, "split": facts, "data_parallel": allotted if self.group else 1}
             else:
                 self.start_ranks(allotted, cache)
+        probe = (self.fixed_form or {}).get("probe_steps")
+        if probe:  # a rank of a run that times its split: rank 0 then says whether the ranks go on
+            split.split_rate(self, probe)
+            self.declined = not self.group.decide(False)
 
-    def start_ranks(self, world, cache):
-        """Rank 0 of a data-parallel run: the other ranks train beside it, a thread each, as does this one."""
+    def start_ranks(self, world, cache, probe_steps=None):
+        """Rank 0 of a data-parallel run: the other ranks train beside it, a thread each, as does this one.
+        probe_steps: they first time the split with rank 0 (cnn/split.py), which may then end them."""
         from . import parallel
 
         self.fast_form = {**self.fast_form, "threads": 1, "data_parallel": world}
         spec = {"config": self.cfg.to_dict(), "data_dir": str(self.data_dir), "cache_dir": str(cache)}
-        self.group, self.ranks = parallel.start(world, {**spec, "form": self.fast_form})
+        floats = sum(p.numel() for p in self.model.parameters() if p.requires_grad) + 3  # and loss, correct, stop
+        form = {**self.fast_form, "probe_steps": probe_steps}
+        self.group, self.ranks = parallel.start(world, {**spec, "form": form}, floats)
         self.eval_threads = world  # the other ranks wait while rank 0 evaluates: it may use every core
         torch.set_num_threads(1)
+
+    def stop_ranks(self, threads):
+        """Rank 0, the split timed slower: the other ranks end and this process trains at `threads`."""
+        from . import parallel
+
+        parallel.end(self.ranks, self.group)
+        self.group, self.ranks, self.eval_threads = None, [], None
+        self.fast_form = {**self.fast_form, "threads": threads, "data_parallel": 1}
+        torch.set_num_threads(threads)
 
     def run(self):
         try:
             self.setup()
+            if self.declined:  # a rank whose run chose one process after timing the split
+                return self.model
             self.fire("on_train_start")
             for epoch in range(1, self.cfg.epochs + 1):
                 self.train_epoch(epoch)

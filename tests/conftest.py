@@ -83,7 +83,8 @@ def start_server(data_dir, runs_dir, log_path, args=()):
     port = free_port()
     log = open(log_path, "wb")
     cmd = [sys.executable, "server.py", "--port", str(port), "--data-dir", str(data_dir), "--runs-dir", str(runs_dir)]
-    cmd += list(args)
+    # a lone run does not time a split over the cores (cnn/split.py) unless a test asks: tests/test_parallel.py
+    cmd += list(args) if "--data-parallel" in args else [*args, "--data-parallel", "off"]
     process = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     api = Api(f"http://127.0.0.1:{port}", process, runs_dir)
     deadline = time.time() + 60

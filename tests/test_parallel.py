@@ -1,6 +1,7 @@
 """Data-parallel training on CPU processes (cnn/parallel.py): the same weights as one process on the same
 global batches, a stop ends every rank, and a rank that dies fails the run with a sentence, leaving none."""
 
+import json
 import os
 import signal
 import time
@@ -11,6 +12,7 @@ import torch
 from conftest import server_in
 from test_server import worker_pid
 
+from cnn import parallel, split
 from cnn.config import validate
 from cnn.train import Trainer
 
@@ -41,6 +43,8 @@ def test_two_processes_learn_the_weights_one_process_learns(data_dir, tmp_path, 
     threads(2)
     two = trained(data_dir, tmp_path, RUN_AUGMENTED, data_parallel=True)
     assert two.fast_form["data_parallel"] == 2
+    if parallel.SHARED_EXCHANGE:  # each step's gradients went through shared memory, not gloo
+        assert two.group.exchange.step == 2 * 10
     for key, weight in one.model.state_dict().items():
         assert torch.allclose(weight, two.model.state_dict()[key], atol=1e-4), key
     # what it reports is the global batch's: the same loss and accuracy as one process, up to rounding
@@ -76,6 +80,47 @@ def test_a_rank_that_dies_fails_the_run_with_a_sentence_and_leaves_no_process(da
     with pytest.raises(RuntimeError, match="data-parallel processes ended unexpectedly; the run cannot go on"):
         trained(data_dir, tmp_path, RUN, True, (KillRankOne(),))
     assert ranks and all(proc.returncode is not None for proc in ranks)
+
+
+def test_auto_times_the_split_keeps_the_answer_and_learns_the_weights_one_process_learns(
+    data_dir, tmp_path, threads, monkeypatch
+):
+    monkeypatch.setattr(split, "MIN_SECONDS", 0.0)  # a run this short would not be timed
+    threads(1)
+    one = trained(data_dir, tmp_path / "one", RUN, data_parallel=False)
+    threads(2)
+    first = Trainer(validate(RUN), data_dir, "cpu", cache_dir=tmp_path, data_parallel="auto")
+    first.run()
+    facts = first.fast_form["split"]
+    assert facts["measured"] and set(facts["rates"]) == {"one", "split"} and facts["start_seconds"] > 0
+    assert facts["chosen"] == split.pays(facts, 10 * 64 * 2)
+    assert first.fast_form["data_parallel"] == (2 if facts["chosen"] else 1)
+    assert all(proc.returncode is not None for proc in first.ranks)  # none outlives the run, split or not
+    # timing the split trained a copy: split or not, the run learns what one process learns
+    for key, weight in one.model.state_dict().items():
+        assert torch.allclose(weight, first.model.state_dict()[key], atol=1e-4), key
+
+    # the answer is kept; each run weighs it against its own planned images
+    path = tmp_path / "forms.json"
+    entries = json.loads(path.read_text())
+    (entry_key,) = [k for k in entries if k.endswith("|split")]
+    for faster, chosen in ((3.0, True), (1.0, False)):
+        entries[entry_key] = {"rates": {"one": 1000.0, "split": 1000.0 * faster}, "start_seconds": 0.01}
+        path.write_text(json.dumps(entries))
+        threads(2)  # a run leaves torch at the threads it trained with
+        again = Trainer(validate(RUN), data_dir, "cpu", cache_dir=tmp_path, data_parallel="auto")
+        again.run()
+        assert not again.fast_form["split"]["measured"] and again.fast_form["split"]["chosen"] is chosen
+        assert (again.fast_form["data_parallel"], bool(again.ranks)) == ((2, True) if chosen else (1, False))
+
+
+def test_auto_leaves_a_short_run_in_one_process_untimed(data_dir, tmp_path, threads):
+    threads(2)
+    trainer = Trainer(validate(RUN), data_dir, "cpu", cache_dir=tmp_path, data_parallel="auto")
+    trainer.run()
+    facts = trainer.fast_form["split"]
+    assert facts == {"chosen": False, "why": "too short to pay for starting more processes"}
+    assert not trainer.ranks and trainer.fast_form["data_parallel"] == 1
 
 
 ONE_PROCESS = [({"type": "batchnorm"}, "batch norm"), ({"type": "dropout", "p": 0.5}, "dropout")]

@@ -89,7 +89,17 @@ export function formText(f) {
   const busy = f.busy ? ", the machine busy" : ""; // a busy CPU has a choice of its own
   const when = f.measured ? `measured (${f.seconds.toFixed(1)} s${busy})` : `measured earlier on this machine${busy}`;
   const vs = other ? ` vs ${kilo(rate)} for ${spoken(other)}` : "";
-  return `${head} · ${when}: ${kilo(f.rates[mine] ?? 0)} images/s${vs}`;
+  return `${head} · ${when}: ${kilo(f.rates[mine] ?? 0)} images/s${vs}${splitText(f.split)}`;
+}
+
+/** A run alone: whether it split over a process per core (cnn/split.py), and the rates that decided it. */
+function splitText(s) {
+  if (!s) return "";
+  if (!s.rates) return ` · one process: ${s.why}`;
+  const when = s.measured ? "timed" : "timed earlier";
+  const rates = `${kilo(s.rates.split)} images/s split vs ${kilo(s.rates.one)} in one process`;
+  const start = `${s.start_seconds.toFixed(1)} s to start`;
+  return ` · ${s.chosen ? "split" : "not split"} (${when}: ${rates}, ${start})`;
 }
 
 /** "seed 11, 2 of 3 · " with repeats; "" for a lone seed. */

@@ -1,0 +1,160 @@
+"""Measure, then choose, for a run alone on a CPU: one process, or data-parallel (cnn/parallel.py) over a
+process of one thread per core.
+
+On a 2-core EPYC, model A's small convolutions gained little from a second intra-op thread, while two
+processes sharing each batch trained 1.2-1.4x faster than one. That is not true of every network and
+machine, and the extra processes take a few seconds to start, so the first run alone of a (machine, torch,
+network, shape, batch) times both: its form in one process, then a few steps of the same form split over
+the ranks. The rates and the ranks' start-up time are kept in <cache>/forms.json. Each run then splits only
+if the split is faster by SPLIT_MARGIN and the seconds it saves over the run's planned images pay for
+starting the ranks. Timing happens in setup, before run_started, on a copy of the model: the run's weights
+and random streams are those it would have had either way.
+"""
+
+import copy
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+
+from . import data, forms, infer
+
+SPLIT_MARGIN = 1.1  # the split must be at least this much faster: its extra processes cost memory
+MIN_SECONDS = 8.0  # a run planned shorter than this in one process is not timed: the ranks' ~2-3 s start
+# could not be paid back by a 1.3x gain
+WARM_STEPS = 3  # the first steps at the half batch's shape build its kernels
+TIMED_SECONDS = 0.3  # about how long the split is timed
+
+
+def planned_images(trainer):
+    return trainer.steps * trainer.cfg.batch_size * trainer.cfg.epochs
+
+
+def cache_key(trainer, world):
+    t = trainer
+    return forms.key(t.cfg, t.dataset.shape, len(t.dataset.classes), t.device, forms.busy(t.device), world) + "|split"
+
+
+def saved(path, entry_key):
+    entry = forms.read_cache(path).get(entry_key)
+    if isinstance(entry, dict) and isinstance(entry.get("rates"), dict):
+        rates = entry["rates"]
+        if all(isinstance(rates.get(k), (int, float)) for k in ("one", "split")):
+            if isinstance(entry.get("start_seconds"), (int, float)):
+                return entry
+    return None  # none yet, or a torn or foreign entry: timed again
+
+
+def pays(entry, images):
+    """Whether splitting this run is faster, start-up included."""
+    one, split = entry["rates"]["one"], entry["rates"]["split"]
+    saves = images / one - images / split
+    return split >= SPLIT_MARGIN * one and saves > entry["start_seconds"]
+
+
+def stepper(trainer):
+    """-> (a training step of the run's form on a model of its own, images per step, its first step's seconds)."""
+    t, f = trainer, trainer.fast_form
+    with torch.random.fork_rng():  # the run's random streams untouched
+        return forms.stepper(
+            t.cfg,
+            t.dataset.shape,
+            len(t.dataset.classes),
+            f["form"],
+            f["precision"] == "bf16",
+            t.images,
+            t.labels,
+            t.norm,
+            t.device,
+        )
+
+
+def first_step_rate(trainer):
+    """A low estimate of the run's rate in one process (its first step also builds the kernels)."""
+    _, n, seconds = stepper(trainer)
+    return n / seconds
+
+
+def one_process_rate(trainer):
+    """Images/s of the run's form in this process at its threads, timed now."""
+    step, n, _ = stepper(trainer)
+    return max(forms.rate(step, n, trainer.device) for _ in range(2))
+
+
+def split_rate(trainer, steps):
+    """Every rank: images/s of the whole group training a copy of the model on the first global batch, each
+    rank its share, for `steps` steps after a warm-up. The ranks run the same steps; rank 0's clock counts."""
+    t = trainer
+    from .train import make_optimizer
+
+    model = copy.deepcopy(t.model)
+    optimizer = make_optimizer(t.cfg, model.parameters())
+    n = min(t.cfg.batch_size, len(t.images))
+    share = t.group.shard(n)
+    x, y = t.images[:n][share], t.labels[:n][share]
+
+    def step():
+        with t.autocast():
+            out = model(infer.prepare(x, t.norm)).float()
+        loss = F.cross_entropy(out, y, reduction="sum") / n
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t.group.reduce(model.parameters(), loss.detach() * n, (out.argmax(1) == y).sum(), False)
+        optimizer.step()
+
+    model.train()
+    for _ in range(WARM_STEPS):
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * n / (time.perf_counter() - started)
+
+
+def choose(trainer, world, cache):
+    """Rank 0 of a run alone: starts the other ranks if splitting pays (timing it the first time).
+    -> the fast form's "split" facts: rates, start_seconds, measured, chosen (or why it was not timed)."""
+    t = trainer
+    path = os.path.join(os.fspath(cache), forms.CACHE_FILE)
+    entry_key, images = cache_key(t, world), planned_images(t)
+    if not t.autotune:  # no timing, and no use of an earlier one: the plain form in one process
+        return {"chosen": False, "why": "autotune off"}
+    entry = saved(path, entry_key)
+    if entry is not None:
+        if pays(entry, images):
+            t.start_ranks(world, cache)
+        return {**entry, "measured": False, "chosen": bool(t.group)}
+    timed_at = time.perf_counter()
+    known = t.fast_form["rates"].get(label(t.fast_form))  # the autotuner's, maybe from an earlier run
+    if images / (known or first_step_rate(t)) < MIN_SECONDS:
+        return {"chosen": False, "why": "too short to pay for starting more processes"}
+    one = one_process_rate(t)  # timed now, as the split is about to be
+    steps = max(5, min(100, round(TIMED_SECONDS * one / t.cfg.batch_size)))
+    threads, started = t.fast_form["threads"], time.perf_counter()
+    try:
+        t.start_ranks(world, cache, probe_steps=steps)
+    except RuntimeError as exc:  # they did not all start (cnn/parallel.py's START_TIMEOUT): one process
+        t.stop_ranks(threads)
+        return {"chosen": False, "why": str(exc)}
+    start_seconds = time.perf_counter() - started
+    split = split_rate(t, steps)
+    entry = {"rates": {"one": round(one, 1), "split": round(split, 1)}, "start_seconds": round(start_seconds, 2)}
+    chosen = t.group.decide(pays(entry, images))  # the other ranks learn whether they go on
+    try:
+        with data.exclusive(path + ".lock"):
+            entries = forms.read_cache(path)
+            entries[entry_key] = entry
+            forms.write_cache(path, entries)
+    except OSError:  # a read-only cache folder: the choice still holds for this run
+        pass
+    if not chosen:
+        t.stop_ranks(threads)
+    return {**entry, "measured": True, "chosen": chosen, "seconds": round(time.perf_counter() - timed_at, 2)}
+
+
+def label(fast_form):
+    """The autotuner's rate label of the chosen form: "plain/bf16", or "plain/bf16/1t" at fewer threads."""
+    base = f"{fast_form['form']}/{fast_form['precision']}"
+    fewer = f"{base}/{fast_form['threads']}t"
+    return fewer if fewer in fast_form["rates"] else base
