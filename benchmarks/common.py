@@ -8,12 +8,16 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from cnn.config import PRESETS, RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +25,45 @@ DATA_DIR = Path(os.environ.get("CNN_DATA_DIR", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 # decoded CIFAR-10 (and any image dataset) for the benchmarks: never inside the data folder
 CACHE_DIR = Path(os.environ.get("CNN_CACHE_DIR") or Path(tempfile.gettempdir()) / "cnn-bench-cache")
+
+
+@dataclass(frozen=True)
+class Network:
+    """A network the speed benchmarks (form_choice, compile) train through the engine's loop."""
+
+    title: str  # its heading in RESULTS.md
+    fields: dict  # RunConfig fields beyond the defaults
+    dataset: str
+    shape: tuple  # one image (C, H, W)
+    steps: int  # batches a round
+    run_images: int  # images a default run trains: epochs x training set
+
+
+NETWORKS = {
+    "classic": Network("model A (classic 16-32-64), MNIST", {}, "mnist", (1, 28, 28), 40, 3 * 60_000),
+    "lab": Network(
+        PRESETS["lab"]["label"],
+        {**PRESETS["lab"]["values"], "batch_size": 128, "augment": {"crop": 4, "flip": True}},
+        "cifar10",
+        (3, 32, 32),
+        12,
+        10 * 50_000,
+    ),
+}
+
+
+def config(network, precision="auto"):
+    """The RunConfig of NETWORKS[network] at `precision`."""
+    net = NETWORKS[network]
+    return RunConfig(dataset=net.dataset, **net.fields, precision=precision)
+
+
+def network_data(network):
+    """-> (train images uint8 (N, C, H, W), train labels, Norm) of NETWORKS[network]'s dataset."""
+    from cnn.datasets import open_dataset
+
+    found = open_dataset(NETWORKS[network].dataset, DATA_DIR, cache_dir=CACHE_DIR)
+    return found.train_images, found.train_labels, found.norm
 
 
 def parser(description):
@@ -48,11 +91,8 @@ def loadavg():
         return float("nan")
 
 
-def machine():
-    import torch
-
-    from cnn.train import native_bf16
-
+def cpu_facts():
+    """-> (CPU model name, its flags): /proc/cpuinfo where there is one."""
     cpu, flags = platform.processor() or platform.machine(), []
     try:
         for line in open("/proc/cpuinfo"):
@@ -63,16 +103,78 @@ def machine():
                 break
     except OSError:
         pass
-    # what decides whether bf16 runs natively (cnn.train.native_bf16)
-    wanted = ("avx512_bf16", "amx_bf16", "amx_tile")
+    return cpu, flags
+
+
+def gpu_name(device):
+    """The CUDA device's name when `device` is one, else None."""
+    import torch
+
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
+
+
+def machine(device="cpu"):
+    """One line of facts about where this process runs: what a section's figures depend on."""
+    import torch
+
+    from cnn.train import native_bf16
+
+    cpu, flags = cpu_facts()
+    # avx2 and avx512_bf16 / amx decide the kernels oneDNN runs and whether bf16 is native (cnn.train.native_bf16)
+    wanted = ("avx2", "avx512_bf16", "amx_bf16", "amx_tile")
     has = ", ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted)
+    if gpu_name(device):
+        gpu = f"GPU: {gpu_name(device)} (used)"
+    else:
+        gpu = f"GPU: {torch.cuda.get_device_name(0)} (not used)" if torch.cuda.is_available() else "no GPU"
     return (
         f"{cpu}, {os.cpu_count()} logical cores, CPU flags: {has}, torch {torch.__version__} "
-        f"({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} torch threads, "
+        f"({torch.backends.cpu.get_cpu_capability()}), {gpu}, {torch.get_num_threads()} torch threads, "
         f"native bf16: {native_bf16(torch.device('cpu'))}, Python {platform.python_version()}, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
         f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', 'unset')}"
     )
+
+
+def kind_key(cpu, cores, flags, gpu=None):
+    """A machine kind, short: "AMD EPYC, 2 cores, AVX512-BF16" (the best of AMX, AVX512-BF16, AVX2 it has),
+    with the GPU's name when the run used one. RESULTS.md keeps the latest figures of each kind."""
+    cpu = re.sub(r"\((R|TM|tm)\)|\bCPU\b|@.*|\d+-Core Processor|\bProcessor\b", "", cpu)
+    cpu = " ".join(cpu.split())
+    if "amx_tile" in flags:
+        level = "AMX"
+    elif "avx512_bf16" in flags:
+        level = "AVX512-BF16"
+    elif "avx2" in flags:
+        level = "AVX2"
+    else:  # no x86 flags known (Apple silicon, ARM): its architecture
+        level = "no AVX2" if platform.machine().lower() in ("x86_64", "amd64") and flags else platform.machine()
+    key = f"{cpu}, {cores} cores, {level}"
+    return f"{key}, {gpu}" if gpu else key
+
+
+def machine_kind(device="cpu"):
+    cpu, flags = cpu_facts()
+    return kind_key(cpu, os.cpu_count(), flags, gpu_name(device))
+
+
+def kind_of_machine_line(line):
+    """The machine kind a section's "- machine: ..." line names, for sections written before RESULTS.md kept
+    one block per kind. Older lines named no CPU flags (or not avx2): torch's CPU capability (AVX2, AVX512)
+    implies avx2, and native bf16 on these EPYCs meant avx512_bf16."""
+    found = re.search(r"machine: (.+?), (\d+) logical cores, (.*)", line)
+    if not found:
+        return None
+    cpu, cores, rest = found.group(1), int(found.group(2)), found.group(3)
+    listed = re.search(r"CPU flags: (.*?), torch ", rest)
+    flags = [] if not listed or listed.group(1).startswith("none of") else listed.group(1).split(", ")
+    if re.search(r"torch \S+ \(AVX2|torch \S+ \(AVX512", rest):
+        flags.append("avx2")
+    if not listed and "native bf16: True" in rest:
+        flags.append("avx512_bf16")
+    gpu = re.search(r"GPU: (.+?) \(used\)", rest)
+    return kind_key(cpu, cores, flags, gpu.group(1) if gpu else None)
 
 
 def command():
@@ -83,29 +185,58 @@ def verdict(ok):
     return "PASS" if ok else "FAIL"
 
 
-def write_section(name, lines, args):
-    """Replace this benchmark's section of RESULTS.md (kept between markers) with `lines`."""
+def write_section(name, lines, args, device="cpu", path=None):
+    """Write `lines` as this machine kind's block of this benchmark's section of RESULTS.md: a run replaces
+    its own kind's latest figures and keeps every other kind's. Prints the block; --quick and --no-write
+    leave the file alone. `device`: where the run trained (a CUDA device puts the GPU in the kind)."""
+    kind = machine_kind(device)
     header = [
-        f"## {name}",
+        f"### {kind}",
         "",
         f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-        f"- machine: {machine()}",
+        f"- machine: {machine(device)}",
         f"- command: `{command()}`",
         f"- load average at the end (1 min): {loadavg():.2f}",
         "",
     ]
-    block = "\n".join([f"<!-- {name}:start -->", *header, *lines, f"<!-- {name}:end -->"])
+    start, end = kind_markers(name, kind)
+    block = "\n".join([start, *header, *lines, end])
     print(block)
     if args.no_write or args.quick:
         return
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    path = path or RESULTS
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    path.write_text(merge_section(text, name, kind, block))
+
+
+def kind_markers(name, kind):
+    return f"<!-- {name} @ {kind}:start -->", f"<!-- {name} @ {kind}:end -->"
+
+
+def merge_section(text, name, kind, block):
+    """RESULTS.md's `text` with `block` as machine `kind`'s block of section `name`, between the section's
+    markers: that kind's old block replaced in place, a new kind's appended, other kinds' left as they were.
+    A section from before the per-kind layout (one "## name" body, no blocks) becomes the block of the kind
+    its machine line names."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + block + rest.split(end, 1)[1]
+    if start not in text or end not in text:
+        return text.rstrip("\n") + "\n\n" + "\n".join([start, f"## {name}", "", block, end]) + "\n"
+    before, rest = text.split(start, 1)
+    body, after = rest.split(end, 1)
+    body = body.strip("\n")
+    if f"<!-- {name} @ " not in body:  # the old layout: the whole body is one machine's figures
+        old = body.removeprefix(f"## {name}").strip("\n")
+        line = next((ln for ln in old.splitlines() if ln.startswith("- machine:")), "")
+        old_kind = kind_of_machine_line(line) or "unknown machine"
+        old_start, old_end = kind_markers(name, old_kind)
+        body = "\n".join([f"## {name}", "", old_start, f"### {old_kind}", "", old, old_end]) if old else f"## {name}"
+    own_start, own_end = kind_markers(name, kind)
+    if own_start in body and own_end in body:
+        head, tail = body.split(own_start, 1)
+        body = head + block + tail.split(own_end, 1)[1]
     else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
+        body = body.rstrip("\n") + "\n\n" + block
+    return before + start + "\n" + body + "\n" + end + after
 
 
 class EngineLoop:

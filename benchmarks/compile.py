@@ -17,37 +17,20 @@ import time
 import torch
 
 from benchmarks.common import (
-    CACHE_DIR,
-    DATA_DIR,
+    NETWORKS,
     Child,
     EngineLoop,
+    config,
     interleave,
     median,
+    network_data,
     parser,
     ratios,
     serve,
     table_row,
     write_section,
 )
-from cnn.config import PRESETS, RunConfig
-from cnn.datasets import open_dataset
 from cnn.workers import WORKER_ENV
-
-NETWORKS = {  # name -> (config fields, dataset, shape, batches a round, images a default run trains)
-    "classic": ({}, "mnist", (1, 28, 28), 40, 3 * 60_000),
-    "lab": (
-        {**PRESETS["lab"]["values"], "batch_size": 128, "augment": {"crop": 4, "flip": True}},
-        "cifar10",
-        (3, 32, 32),
-        12,
-        10 * 50_000,
-    ),
-}
-
-
-def config(network, precision):
-    fields, dataset, _, _, _ = NETWORKS[network]
-    return RunConfig(dataset=dataset, **fields, precision=precision)
 
 
 def child(arg):
@@ -55,12 +38,11 @@ def child(arg):
     first and second rounds of `steps`; each request `steps` -> images/s."""
     network, precision, kind = arg.split(":")
     torch.set_num_threads(1)
-    found = open_dataset(NETWORKS[network][1], DATA_DIR, cache_dir=CACHE_DIR)
-    images, labels = found.train_images, found.train_labels
-    engine = EngineLoop(config(network, precision), norm=found.norm, shape=NETWORKS[network][2], form="plain")
+    images, labels, norm = network_data(network)
+    engine = EngineLoop(config(network, precision), norm=norm, shape=NETWORKS[network].shape, form="plain")
     if kind == "compiled":
         engine.trainer.model = torch.compile(engine.trainer.model)
-    steps = NETWORKS[network][3]
+    steps = NETWORKS[network].steps
     times = []
     for _ in range(2):
         start = time.perf_counter()
@@ -96,7 +78,7 @@ def lines_for(network, precision, first, warm, results, steps):
     warm_s = warm["first_round"] - warm["steady"]
     saved_per_image = 1 / eager - 1 / compiled
     pays = f"{cold_s / saved_per_image:,.0f} images" if saved_per_image > 0 else "never (no gain)"
-    run = NETWORKS[network][4]
+    run = NETWORKS[network].run_images
     return [
         f"**{network}, {precision}** ({steps} batches of {batch} a round): compile {cold_s:.1f} s with an empty "
         f"cache, {warm_s:.1f} s with the cache a first run left; pays back after {pays} (a default run trains "
@@ -126,7 +108,7 @@ def main():
     ]
     for network in args.networks:
         for precision in args.precisions:
-            steps = 3 if args.quick else NETWORKS[network][3]
+            steps = 3 if args.quick else NETWORKS[network].steps
             rounds = args.rounds or (2 if args.quick else 5)
             first, warm, results = measure(network, precision, rounds, steps)
             lines += lines_for(network, precision, first, warm, results, steps)

@@ -13,13 +13,14 @@ import json
 import torch
 
 from benchmarks.common import (
-    CACHE_DIR,
-    DATA_DIR,
+    NETWORKS,
     Child,
     EngineLoop,
+    config,
     engine_choice,
     interleave,
     median,
+    network_data,
     parser,
     serve,
     table_row,
@@ -27,36 +28,15 @@ from benchmarks.common import (
     write_section,
 )
 from cnn import forms
-from cnn.config import PRESETS, RunConfig
-from cnn.datasets import open_dataset
 from cnn.train import native_bf16
 from cnn.workers import WORKER_ENV
 
 TARGET = 0.95
-NETWORKS = {  # name -> (config fields, dataset, shape, batches a round)
-    "classic": ({}, "mnist", (1, 28, 28), 40),
-    "lab": (
-        {**PRESETS["lab"]["values"], "batch_size": 128, "augment": {"crop": 4, "flip": True}},
-        "cifar10",
-        (3, 32, 32),
-        12,
-    ),
-}
-
-
-def config(network, precision="auto"):
-    fields, dataset, _, _ = NETWORKS[network]
-    return RunConfig(dataset=dataset, **fields, precision=precision)
-
-
-def dataset(network):
-    found = open_dataset(NETWORKS[network][1], DATA_DIR, cache_dir=CACHE_DIR)
-    return found.train_images, found.train_labels, found.norm
 
 
 def candidates(network, allotted):
     """-> ["<form>/<precision>/<threads>t"]: everything forms.choose weighs for this network."""
-    shape = NETWORKS[network][2]
+    shape = NETWORKS[network].shape
     options = forms.candidates(config(network), shape, torch.device("cpu"), native_bf16(torch.device("cpu")))
     counts = sorted({allotted, 1, allotted // 2} - {0})
     return [f"{forms.name(*o)}/{n}t" for o in options for n in counts]
@@ -68,15 +48,14 @@ def child(arg):
     which decides how much a second thread costs), said as JSON in its ready line."""
     network, label = arg.split(":")
     if label == "choose":
-        images, labels, norm = dataset(network)
-        _, _, chosen = engine_choice(config(network), NETWORKS[network][2], 10, images, labels, norm)
+        images, labels, norm = network_data(network)
+        _, _, chosen = engine_choice(config(network), NETWORKS[network].shape, 10, images, labels, norm)
         serve(json.dumps(chosen), lambda line: "")
         return
     form, precision, threads = label.split("/")
     torch.set_num_threads(int(threads.removesuffix("t")))
-    images, labels, norm = dataset(network)
-    shape = NETWORKS[network][2]
-    engine = EngineLoop(config(network, precision), norm=norm, shape=shape, form=form)
+    images, labels, norm = network_data(network)
+    engine = EngineLoop(config(network, precision), norm=norm, shape=NETWORKS[network].shape, form=form)
     engine.round(images, labels, 3)  # warm-up: oneDNN primitives, allocator
     serve(label, lambda line: f"{engine.round(images, labels, int(line)):.3f}")
 
@@ -99,7 +78,7 @@ def section(network, chosen, results, rounds, steps):
     ratio = median(results[label]) / median(results[best])
     timed = ", ".join(f"{k} {v:.0f}" for k, v in chosen["rates"].items())
     lines = [
-        f"### {PRESETS['lab']['label'] if network == 'lab' else 'model A (classic 16-32-64), MNIST'}",
+        f"#### {NETWORKS[network].title}",
         "",
         f"{rounds} alternating rounds of {steps} batches of {config(network).batch_size}. The autotuner chose "
         f"**{label}** in {chosen['seconds']:.2f} s (its own timing, images/s: {timed}).",
@@ -132,7 +111,7 @@ def main():
         chooser = Child("benchmarks.form_choice", f"{network}:choose", WORKER_ENV)
         chosen = json.loads(chooser.ready)
         chooser.close()
-        steps = 3 if args.quick else NETWORKS[network][3]
+        steps = 3 if args.quick else NETWORKS[network].steps
         rounds = args.rounds or (2 if args.quick else 7)
         results = measure(network, rounds, steps, candidates(network, allotted))
         lines += section(network, chosen, results, rounds, steps)
