@@ -82,6 +82,15 @@ def load(name, data_dir, train, cache_dir=None, size=None):
     return images, labels
 
 
+def labels(name, data_dir, train, cache_dir=None):
+    """-> labels int64 (N,), in the order load() gives them; a folder's read from its file names without
+    decoding an image (they are the same at every side)."""
+    src = source(name)
+    if isinstance(src, Folder):
+        return src.labels(Path(data_dir), train)
+    return load(name, data_dir, train, cache_dir)[1]
+
+
 @dataclass
 class Loaded:
     """Both splits of a dataset on the CPU, with what a model needs to know of it."""
@@ -289,6 +298,11 @@ class Folder:
         shape = [channels, self.size, self.size]
         return Info(f"folder:{self.name}", classes, len(train), len(test), shape, True, counts)
 
+    def labels(self, data_dir, train):
+        _, train_files, test_files = self.splits(data_dir)
+        files = train_files if train else test_files
+        return torch.tensor([label for _, label in files], dtype=torch.int64)[kept_order(len(files))]
+
     def load(self, data_dir, train, cache_dir):
         classes, train_files, test_files = self.splits(data_dir)
         every = train_files + test_files  # the split and the colour mode depend on every file
@@ -358,8 +372,13 @@ def decode(files, mode, size):
                 image = resize(image, [size, size], antialias=True)  # the whole image, squeezed to a square
             images[i] = image
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
-    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(ORDER_SEED))
+    order = kept_order(len(files))
     return images[order], labels[order]
+
+
+def kept_order(n):
+    """The fixed shuffle a folder's n decoded images are kept in (its files are listed class by class)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(ORDER_SEED))
 
 
 def as_uint8(image):

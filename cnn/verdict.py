@@ -144,9 +144,10 @@ def verdict(runs, analyses, labels):
     }
     used = {slot: sorted(rs, key=lambda r: r["repeat"]) for slot, rs in used.items()}
     accuracy = {slot: summary([analyses[r["id"]]["accuracy"] for r in rs]) for slot, rs in used.items()}
-    seconds = {
-        slot: summary([analyses[r["id"]].get("train_seconds") or 0.0 for r in rs], SECONDS) for slot, rs in used.items()
-    }
+    # a seed whose analysis has no training time (its run never said it) is left out of the times, as the
+    # seeds table leaves it out of its means: counted as 0 s it would make its model look the fastest
+    timed = {slot: [analyses[r["id"]].get("train_seconds") for r in rs] for slot, rs in used.items()}
+    seconds = {slot: summary([s for s in times if s is not None], SECONDS) for slot, times in timed.items()}
     pairs = []
     b_by_repeat = {r["repeat"]: r for r in used["b"]}
     for run_a in used["a"]:  # the k-th seed of A with the k-th of B; a pair missing either is left out

@@ -24,7 +24,9 @@ READY = "worker_ready"  # a warm worker's one line before its run's events
 
 
 def die_with_parent(spec_lines=None):
-    """spec_lines: a queue that gets stdin's first line (a warm worker's spec); stdin is watched either way."""
+    """spec_lines: a queue that gets stdin's first line (a warm worker's spec); stdin is watched either way.
+    Stray output goes to the spec's log from the moment it comes, though the warm-up may still run: should
+    the worker die there, the run's log says why, as a cold worker's does."""
     # A terminal's Ctrl-C reaches the whole process group; the parent decides when we end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
@@ -39,11 +41,20 @@ def die_with_parent(spec_lines=None):
             if wanted is not None:
                 pending += chunk
                 if b"\n" in pending:
-                    wanted.put(pending.split(b"\n", 1)[0])
+                    line = pending.split(b"\n", 1)[0]
+                    follow_run_log(line)
+                    wanted.put(line)
                     wanted = None
         os._exit(0)
 
     threading.Thread(target=watch_stdin, daemon=True).start()
+
+
+def follow_run_log(spec_line):
+    try:
+        log_to(json.loads(spec_line)["log_path"])
+    except Exception:  # the output stays in the warm workers' log; the run goes on
+        traceback.print_exc()
 
 
 def exit_on_sigterm():
@@ -121,7 +132,6 @@ def main(argv):
         gc.freeze()  # torch's many objects leave the collector's view: a run's gc.collect() takes ms, not 0.2 s
         emit(READY, {"pid": os.getpid(), "dataset": preloaded.name if preloaded else None})
         spec = json.loads(spec_lines.get())  # a stop (SIGTERM) while we wait interrupts the wait
-        log_to(spec["log_path"])
     else:
         spec = json.loads(argv[1])
     torch.set_num_threads(max(1, int(spec.get("threads", 1))))  # known only now, for a warm worker

@@ -6,6 +6,7 @@ reading a worker's pipe never blocks the hub; from the command line they are ord
 """
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ LEFTOVERS = "weights.pt.tmp*"  # a snapshot cut short by SIGKILL; a SIGTERM'd wo
 # model A's step ran 1.2x faster at batch 64 and 1.5x at batch 1024 (benchmarks/allocator.py).
 # Other C libraries ignore the variable. A user's own malloc settings (either form) win.
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.top_pad=268435456"
+LOG_LIMIT = 4 * 1024 * 1024  # bytes: a longer warm workers' log is moved to <name>.1 before the next start
 
 
 def worker_env(environ=os.environ):
@@ -82,7 +84,8 @@ class WarmPool:
     not while it is being set up, when its forms may be timed (cnn/forms.py) and a replacement importing torch
     beside it would skew the timing that every later run of the shape inherits. One that dies while
     it waits is replaced after a pause that doubles each time (1 s up to a minute), so a worker that cannot
-    start does not respawn in a loop; a worker taken by a run resets the pause.
+    start does not respawn in a loop; a worker taken by a run resets the pause. A start that fails for any
+    reason (out of processes, a setting that cannot be sent) is logged and held back the same way.
 
     One thread starts them all and lives as long as the process: Linux sends the parent-death signal when the
     *thread* that started a child ends, so a short-lived thread (a reader, a timer) must not start one."""
@@ -117,8 +120,8 @@ class WarmPool:
                     continue
                 Path(log_path).write_bytes(b"")  # there already if the worker dies before it opens it
                 worker.run = run
-                if hand(worker.proc, spec):
-                    taken, self.pause = worker, 0.0
+                if hand(worker.proc, spec):  # one lived to be taken: starts are held back no more
+                    taken, self.pause, self.not_before = worker, 0.0, 0.0
                     self.setting_up.add(worker)
                     break
                 worker.run = None  # it died: its reader counts it as a death
@@ -143,20 +146,26 @@ class WarmPool:
                 elif wait > 0:
                     self.wake.wait(wait)
                 else:
-                    self._start()
+                    try:
+                        self._start()
+                    except Exception:  # this thread must live on, or no worker is ever started again
+                        logging.getLogger(__name__).exception("starting a warm worker")
+                        self._hold_back()
 
     def _start(self):
-        """Under the lock: one more waiting worker, or a hold on starts when none could start."""
-        try:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            proc = spawn("cnn.worker", self.setting, self.log_path, piped=True, args=("--warm",), append=True)
-        except OSError:  # out of processes or file handles: try again later
-            self._hold_back()
-            return
+        """Under the lock: one more waiting worker. Raises when none could start."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        rotate(self.log_path)
+        proc = spawn("cnn.worker", self.setting, self.log_path, piped=True, args=("--warm",), append=True)
         worker = Warm(proc)
         worker.reader = threading.Thread(target=self._read, args=(worker,), daemon=True)
+        try:
+            worker.reader.start()
+        except BaseException:  # no thread to read it (RuntimeError: out of threads): it would wait unread
+            end(proc)
+            reap(proc)
+            raise
         self.waiting.append(worker)
-        worker.reader.start()
 
     def _settled(self, worker):
         """A taken worker's run trains now (or ended): the replacement may start."""
@@ -189,6 +198,16 @@ class WarmPool:
             self.ended(run)  # the run manager reaps it and says how the run ended
         else:
             reap(worker.proc)
+
+
+def rotate(path, limit=LOG_LIMIT):
+    """A log past `limit` bytes is moved to <name>.1 (replacing the one before), so the log of workers that
+    start all day stays bounded; a live worker that still writes to it writes on in <name>.1."""
+    try:
+        if path.stat().st_size > limit:
+            os.replace(path, path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
 
 
 def read_events(proc):

@@ -5,9 +5,11 @@ import time
 import pytest
 from conftest import server_in
 from scipy import stats
+from test_images import write_folder
 
 from cnn.verdict import SECONDS, difference, mcnemar, p_text, summary, verdict
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:torchvision")  # the folder's PNGs
 TINY = {"train_samples": 768, "epochs": 1, "batch_size": 64, "precision": "fp32"}
 
 
@@ -99,6 +101,18 @@ def test_the_training_time_says_which_model_is_faster_and_whether_beyond_noise()
     assert slow["train_seconds"]["sentence"].startswith("B trained faster: 2.0 s against 5.0 s per seed; too few seeds")
 
 
+def test_a_seed_without_its_training_time_is_left_out_of_the_times_only():
+    """As the seeds table leaves it out of its mean: counted as 0 s, A would look the faster."""
+    got = group_verdict(
+        seed(0, 0, 0, 15, seconds=None), seed(0, 1, 1, 16, seconds=3.0),
+        seed(1, 0, 0, 14, seconds=2.0), seed(1, 1, 1, 15, seconds=2.2),
+    )  # fmt: skip
+    assert got["seeds_used"] == {"a": [0, 1], "b": [0, 1]}  # its accuracy still counts
+    assert got["accuracy"]["a"]["values"] == [0.75, 0.8]
+    assert got["train_seconds"]["a"]["values"] == [3.0] and got["train_seconds"]["difference"] is None
+    assert got["train_seconds"]["sentence"].startswith("B trained faster: 2.1 s against 3.0 s per seed")
+
+
 @pytest.fixture(scope="module")
 def api(data_dir, tmp_path_factory):
     yield from server_in(data_dir, tmp_path_factory.mktemp("verdict"))
@@ -180,3 +194,44 @@ def test_a_seed_stopped_after_its_first_epoch_is_left_out_and_the_verdict_counts
     assert got["seeds_used"] == {"a": [1], "b": [0, 1]} and got["difference"] is None
     assert [(p["seed_a"], p["seed_b"]) for p in got["mcnemar"]] == [(1, 1)]  # A's second seed with B's second
     assert got["sentence"].startswith("Over 1 seed of A and 2 of B: too few seeds to ask whether the configs differ")
+
+
+FOLDER_RUN = {"dataset": "folder:shades", "channels": [4], "epochs": 1, "batch_size": 8, "image_size": 40}
+
+
+@pytest.fixture(scope="module")
+def folder_api(tmp_path_factory):
+    """A server on a data folder of its own, an image folder in it, and a cache folder to look into."""
+    root = tmp_path_factory.mktemp("verdict-folder")
+    write_folder(root / "data", "shades", channels=3)
+    yield from server_in(root / "data", root, ["--cache-dir", str(root / "cache")])
+
+
+@pytest.fixture(scope="module")
+def folder_group(folder_api):
+    """The runs and verdict of a pair trained once each on folder:shades at 40x40."""
+    return trained(folder_api, [FOLDER_RUN, {**FOLDER_RUN, "channels": [8]}], repeats=1)
+
+
+def test_the_verdict_of_a_folder_dataset_reads_its_labels_without_decoding_it_again(folder_api, folder_group):
+    runs, got = folder_group
+    assert got["seeds_used"] == {"a": [0], "b": [0]} and len(got["mcnemar"]) == 1  # the labels agree
+    decoded = sorted(p.name.rsplit("-", 1)[0] for p in (folder_api.runs_dir.parent / "cache").glob("*.pt"))
+    assert decoded == ["folder-shades-40-test", "folder-shades-40-train"]  # none at the default 32x32
+
+
+def test_a_seed_whose_analysis_file_is_gone_is_left_out_and_said_so(folder_api, folder_group):
+    runs, _ = folder_group
+    a, group = runs[0]["id"], runs[0]["group"]
+    (folder_api.runs_dir / a / "analysis.json").unlink()
+    seeds = folder_api.get(f"/api/groups/{group}/seeds")
+    assert seeds.status_code == 200, seeds.text
+    row = next(row for row in seeds.json()["seeds"] if row["id"] == a)
+    assert row["used"] is False and row["analysis"] == "missing" and row["accuracy"] is None
+    assert row["error"] == f"The analysis file of run {a} is gone or unreadable, so this seed is left out."
+    assert seeds.json()["mean"]["a"]["seeds"] == 0 and seeds.json()["mean"]["b"]["seeds"] == 1
+    verdict = folder_api.get(f"/api/groups/{group}/verdict")
+    assert verdict.status_code == 200, verdict.text
+    assert verdict.json()["seeds_used"] == {"a": [], "b": [0]}
+    analysis = folder_api.get(f"/api/runs/{a}/analysis")
+    assert analysis.status_code == 409 and "analysis file is gone" in analysis.json()["error"]

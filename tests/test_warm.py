@@ -10,7 +10,7 @@ from conftest import QUICK, start_server, stop_server
 from test_runs import Recorder
 from test_server import Listener
 
-from cnn import events
+from cnn import events, workers
 from cnn.config import validate
 from cnn.datasets import FASHION
 from cnn.runs import RunManager
@@ -88,6 +88,86 @@ def test_a_warm_worker_that_dies_is_replaced_and_close_leaves_none(data_dir, tmp
     assert gone(second) and manager.warm_status()["ready"] == []
     time.sleep(1.5)  # longer than the pause before a replacement: a closed pool starts none
     assert manager.warm_status() == {"size": 1, "ready": [], "starting": []}
+
+
+class Pool:
+    """A WarmPool on its own, recording what its workers' runs say and which runs ended."""
+
+    def __init__(self, size, setting, log_path):
+        self.said, self.ended = [], []
+        handle = lambda run, name, payload: self.said.append((run, name, payload))  # noqa: E731
+        self.pool = workers.WarmPool(size, setting, log_path, handle=handle, ended=self.ended.append)
+
+    def pids(self):
+        status = self.pool.status()
+        return status["ready"] + status["starting"]
+
+
+def setting_of(data_dir, tmp_path):
+    return {"dataset": "mnist", "data_dir": str(data_dir), "cache_dir": str(tmp_path / "cache"), "device": "cpu"}
+
+
+def refused_spec(data_dir, log_path):
+    """A run whose config the worker refuses at once: it says run_failed and ends, having trained nothing."""
+    return {"config": {"epochs": 0}, "data_dir": str(data_dir), "log_path": str(log_path)}
+
+
+def test_a_taken_worker_lifts_the_hold_on_starts_that_deaths_put(data_dir, tmp_path):
+    pool = Pool(2, setting_of(data_dir, tmp_path), tmp_path / "warm.log")
+    try:
+        eventually(lambda: len(pool.pool.status()["ready"]) == 2)
+        dying, living = pool.pool.status()["ready"]
+        pool.pool.pause = 32.0  # as after several deaths in a row: the next one holds starts back for a minute
+        os.kill(dying, signal.SIGKILL)
+        eventually(lambda: pool.pids() == [living])
+        taken = pool.pool.take("run", refused_spec(data_dir, tmp_path / "run.log"), tmp_path / "run.log")
+        assert taken.proc.pid == living
+        eventually(lambda: pool.ended == ["run"], 30)
+        assert [name for _, name, _ in pool.said] == [events.RUN_FAILED]
+        workers.reap(taken.proc)
+        eventually(lambda: pool.pids(), 20)  # a worker that could be taken lifts the hold: new ones start
+    finally:
+        pool.pool.close()
+
+
+def test_a_start_that_fails_is_logged_and_tried_again(data_dir, tmp_path, caplog):
+    setting = {**setting_of(data_dir, tmp_path), "cache_dir": tmp_path / "cache"}  # a Path: no JSON for it
+    pool = Pool(1, setting, tmp_path / "warm.log")
+    try:
+        eventually(lambda: "starting a warm worker" in caplog.text, 10)
+        assert "TypeError" in caplog.text and pool.pids() == []
+        setting["cache_dir"] = str(setting["cache_dir"])  # the cause goes away: the starter is still there
+        eventually(lambda: pool.pool.status()["ready"], 60)
+    finally:
+        pool.pool.close()
+
+
+def test_the_warm_workers_log_is_moved_aside_once_it_grows_past_its_limit(data_dir, tmp_path):
+    log = tmp_path / "warm.log"
+    log.write_bytes(b"an old line\n" * (workers.LOG_LIMIT // 12 + 1))
+    pool = Pool(1, setting_of(data_dir, tmp_path), log)
+    try:
+        eventually(lambda: pool.pids(), 10)
+        assert log.stat().st_size < workers.LOG_LIMIT
+        assert (tmp_path / "warm.log.1").stat().st_size > workers.LOG_LIMIT
+    finally:
+        pool.pool.close()
+
+
+def test_a_worker_taken_while_it_warms_up_and_dying_there_leaves_its_reason_in_the_run_log(data_dir, tmp_path):
+    broken = {"data_dir": str(data_dir), "cache_dir": str(tmp_path / "cache")}  # no dataset: its warm-up fails
+    pool = Pool(1, broken, tmp_path / "warm.log")
+    log = tmp_path / "run.log"
+    try:
+        eventually(lambda: pool.pool.status()["starting"], 10)  # taken at once: it is still importing torch
+        taken = pool.pool.take("run", refused_spec(data_dir, log), log)
+        assert taken is not None and not taken.ready
+        eventually(lambda: pool.ended == ["run"], 60)
+        workers.reap(taken.proc)
+        # what the run manager tells the user, as for a cold worker that crashed
+        assert workers.crash_reason(taken.proc, log) == "The training process exited with code 1: KeyError: 'dataset'"
+    finally:
+        pool.pool.close()
 
 
 def warm_children(pid):

@@ -122,24 +122,32 @@ def group_verdict(group):
             f"{len(waiting)} of the group's {len(members)} runs are still training or being analysed; "
             "ask again when they end."
         )
-    analyses = {}
-    for r in members:
-        if r.analysis == "ready":
-            analyses[r.id] = json.loads(runs().analysis_path(r.id).read_text())
+    analyses = {r.id: a for r in members if (a := stored_analysis(r)) is not None}  # a lost file: left out
     names = sorted({r.config.dataset for r in members})
     if len(names) > 1:
         raise ConfigError(
             "group", f"was trained on {' and '.join(names)}: accuracies on different test sets cannot be compared"
         )
-    _, labels = test_set(names[0])
+    labels = test_labels(names[0])
     for r in members:
         stored = analyses.get(r.id, {}).get("labels")
-        if stored is not None and stored != labels.tolist():
+        if stored is not None and stored != labels:
             raise Busy(f"{names[0]} changed since run {r.id} was analysed; its predictions are of other images.")
     summaries = [
         {"id": r.id, "slot": r.slot, "repeat": r.repeat, "seed": r.config.seed, "status": r.status} for r in members
     ]
-    return jsonify(verdict(summaries, analyses, labels.tolist()))
+    return jsonify(verdict(summaries, analyses, labels))
+
+
+def stored_analysis(run):
+    """The run's analysis as its file holds it, or None when it has none ready, or its file is gone or
+    unreadable (removed by hand, a full disk): such a run counts as one without an analysis."""
+    if run.analysis != "ready":
+        return None
+    try:
+        return json.loads(runs().analysis_path(run.id).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 @bp.get("/api/schema")
@@ -265,6 +273,14 @@ def list_datasets():
 def test_set(name, size=None):
     """A dataset's test split, uint8 (N, C, H, W)."""
     return split_of(name, train=False, size=size)
+
+
+def test_labels(name):
+    """A dataset's test labels as a list; a folder's are read from its file names, no image decoded."""
+    if name in datasets.BUILTIN:
+        return test_set(name)[1].tolist()  # held in memory with the images
+    dataset_info(name)  # a 400 naming `dataset` when the folder is not there
+    return datasets.labels(name, current_app.config["DATA_DIR"], train=False).tolist()
 
 
 def in_thread(fn, *args):

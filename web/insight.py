@@ -1,7 +1,6 @@
 """Routes that explain ended runs: analysis, confusion cells, disagreements, gradients, activations, and the
 seeds of a group trained with repeats."""
 
-import json
 from collections import OrderedDict
 
 from flask import Blueprint, current_app, jsonify, request
@@ -9,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from cnn import events, infer, verdict
 from cnn.config import ConfigError
 
-from .api import body, dataset_info, group_members, runs, test_set, waiting_in
+from .api import body, dataset_info, group_members, runs, stored_analysis, test_labels, test_set, waiting_in
 
 bp = Blueprint("insight", __name__)
 GALLERY = 24  # images per gallery answer
@@ -33,7 +32,9 @@ def analysis_of(run):
         raise NotReady(reason)
     cache = current_app.extensions.setdefault("analyses", OrderedDict())  # run id -> analysis, oldest use first
     if run.id not in cache:
-        result = json.loads(runs().analysis_path(run.id).read_text())
+        result = stored_analysis(run)
+        if result is None:
+            raise NotReady(f"Run {run.id} has no analysis: its analysis file is gone or unreadable.")
         if "classes" not in result:  # written before datasets had names and shapes: 28x28 grey, ten classes
             result["classes"] = dataset_info(run.config.dataset).classes
             result["shape"] = [1, 28, 28]
@@ -66,7 +67,7 @@ def class_arg(name, classes=10):
 def labels_of(run, result):
     """The test labels the analysis was made against, or a 409 when a folder dataset changed since: its
     stored predictions are of other images."""
-    labels = test_set(run.config.dataset)[1].tolist()
+    labels = test_labels(run.config.dataset)
     if result.get("labels", labels) != labels:
         raise NotReady(
             f"{run.config.dataset} changed since run {run.id} was analysed; its predictions are of other images."
@@ -174,16 +175,40 @@ def layer_activations(run_id):
 
 def seed_facts(run):
     """SEED_FACTS of a run's analysis (None each without one), kept per run: the files are large and a
-    page waiting for a group's verdict asks every few seconds."""
+    page waiting for a group's verdict asks every few seconds. -> None when the analysis is ready but its
+    file is gone or unreadable."""
     if run.analysis != "ready":
         return dict.fromkeys(SEED_FACTS)
-    path = runs().analysis_path(run.id)
-    key = (run.id, path.stat().st_mtime_ns)
+    try:
+        key = (run.id, runs().analysis_path(run.id).stat().st_mtime_ns)
+    except OSError:
+        return None
     cache = current_app.extensions.setdefault("seed_facts", {})
     if key not in cache:
-        result = json.loads(path.read_text())
+        result = stored_analysis(run)
+        if result is None:
+            return None
         cache[key] = {name: result.get(name) for name in SEED_FACTS}
     return cache[key]
+
+
+def seed_row(run):
+    """One seed of the seeds table; a seed whose analysis file is lost is left out of the means, as the
+    verdict leaves it out, and says why."""
+    facts = seed_facts(run)
+    row = {
+        "id": run.id,
+        "model": "ab"[run.slot],
+        "seed": run.config.seed,
+        "repeat": run.repeat,
+        "status": run.status,
+        "analysis": run.analysis if facts is not None else "missing",
+        "used": run.status == events.FINISHED and facts is not None and run.analysis == "ready",
+        **(facts or dict.fromkeys(SEED_FACTS)),
+    }
+    if facts is None:
+        row["error"] = f"The analysis file of run {run.id} is gone or unreadable, so this seed is left out."
+    return row
 
 
 def mean_of(rows, name):
@@ -197,19 +222,7 @@ def group_seeds(group):
     model's mean over the seeds the verdict uses: finished, with an analysis (failed or stopped ones are left
     out). `waiting` counts the runs the verdict still waits for."""
     members = sorted(group_members(group), key=lambda r: (r.slot, r.repeat))
-    rows = [
-        {
-            "id": r.id,
-            "model": "ab"[r.slot],
-            "seed": r.config.seed,
-            "repeat": r.repeat,
-            "status": r.status,
-            "analysis": r.analysis,
-            "used": r.status == events.FINISHED and r.analysis == "ready",
-            **seed_facts(r),
-        }
-        for r in members
-    ]
+    rows = [seed_row(r) for r in members]
     mean = {}
     for model in "ab":
         used = [row for row in rows if row["model"] == model and row["used"]]
