@@ -102,7 +102,8 @@ function standing(row) {
   if (row.used) return "finished";
   if (row.status === "queued") return "queued";
   if (row.status === "running") return "training";
-  if (row.status === "finished") return row.analysis === "failed" ? "analysis failed · left out" : "being analysed";
+  const gone = { failed: "analysis failed · left out", missing: "analysis file gone · left out" };
+  if (row.status === "finished") return gone[row.analysis] ?? "being analysed";
   return `${row.status} · left out`;
 }
 
