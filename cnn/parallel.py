@@ -51,15 +51,19 @@ class Exchange:
 
     def __init__(self, path, world, floats, rank, alive):
         counts = 8 * world
-        self.memory = np.memmap(path, dtype=np.uint8, mode="r+", shape=(counts + 4 * 2 * world * floats,))
+        self.memory = np.memmap(path, dtype=np.uint8, mode="r+", shape=(Exchange.size(world, floats),))
         self.counts = self.memory[:counts].view(np.int64)
         self.sets = torch.from_numpy(self.memory[counts:].view(np.float32)).view(2, world, floats)
         self.rank, self.world, self.alive, self.step, self.floats = rank, world, alive, 0, floats
 
     @staticmethod
+    def size(world, floats):
+        return 8 * world + 4 * 2 * world * floats
+
+    @staticmethod
     def create(path, world, floats):
         with open(path, "wb") as f:
-            f.truncate(8 * world + 4 * 2 * world * floats)
+            f.truncate(Exchange.size(world, floats))
 
     def fits(self, tensors):
         return sum(t.numel() for t in tensors) == self.floats
@@ -160,7 +164,7 @@ def start(world, spec, floats):
     where = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
     folder = tempfile.mkdtemp(prefix="cnn-dp-", dir=where)
     store = os.path.join(folder, "store")  # the rendezvous file must not exist yet
-    exchange = os.path.join(folder, "exchange") if SHARED_EXCHANGE else None
+    exchange = os.path.join(folder, "exchange") if SHARED_EXCHANGE and fits(folder, world, floats) else None
     if exchange:
         Exchange.create(exchange, world, floats)
     shared = {"world": world, "store": store, "exchange": exchange, "floats": floats}
@@ -178,6 +182,16 @@ def start(world, spec, floats):
         end(procs)
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def fits(folder, world, floats):
+    """Whether the exchange's file has room twice over where it goes: a write past a full tmpfs (a
+    container's /dev/shm is often 64 MB) kills the process with SIGBUS rather than raising."""
+    try:
+        free = os.statvfs(folder)
+    except OSError:
+        return False
+    return free.f_bavail * free.f_frsize > 2 * Exchange.size(world, floats)
 
 
 def joined(shared, rank, alive):
