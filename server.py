@@ -13,7 +13,7 @@ import os  # noqa: E402
 
 import torch  # noqa: E402
 
-from cnn import data  # noqa: E402
+from cnn import data, split  # noqa: E402
 from web import create_app  # noqa: E402
 
 
@@ -36,15 +36,7 @@ def main():
     parser.add_argument(
         "--no-autotune", action="store_true", help="train every network in its plain form, without timing its forms"
     )
-    parser.add_argument(
-        "--data-parallel",
-        nargs="?",
-        const="on",
-        default="auto",
-        choices=["auto", "on", "off"],
-        help="a run alone on a CPU: train as one process per core, its gradients summed (not with batch norm "
-        "or dropout): auto (default) where that times faster and pays for its start-up, on (the bare flag) or off",
-    )
+    split.add_flag(parser)
     parser.add_argument(
         "--warm-workers",
         type=int,

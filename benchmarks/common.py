@@ -9,6 +9,7 @@ import datetime
 import os
 import platform
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -64,6 +65,13 @@ def network_data(network):
 
     found = open_dataset(NETWORKS[network].dataset, DATA_DIR, cache_dir=CACHE_DIR)
     return found.train_images, found.train_labels, found.norm
+
+
+def free_port():
+    """A port on 127.0.0.1 that nothing listens on now (for a benchmark's own server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def parser(description):

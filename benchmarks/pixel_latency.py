@@ -14,7 +14,6 @@ started through a wrapper of SocketIO.emit that notes the wall clock; the page's
 """
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 import requests
 from playwright.sync_api import sync_playwright
 
-from benchmarks.common import DATA_DIR, ROOT, loadavg, median, parser, verdict, write_section
+from benchmarks.common import DATA_DIR, ROOT, free_port, loadavg, median, parser, verdict, write_section
 
 TARGET_MS = 100.0
 PRELOAD = 50_000  # synthetic batch events per run before the timed part: 100k points on each chart
@@ -157,12 +156,6 @@ INSTRUMENT = """
   };
 })();
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values, q):

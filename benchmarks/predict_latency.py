@@ -7,7 +7,6 @@ request, as the page asks) while both still train. For scale, the same requests 
 then timed against the idle server once both runs are stopped.
 """
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,16 +15,10 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.common import DATA_DIR, ROOT, median, parser, verdict, write_section
+from benchmarks.common import DATA_DIR, ROOT, free_port, median, parser, verdict, write_section
 from cnn import data
 
 TARGET_MS = 30.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values, q):

@@ -12,7 +12,7 @@ import threading
 
 from tqdm import tqdm
 
-from . import datasets, events, models
+from . import datasets, events, models, split
 from .config import ConfigError, defaults_for, validate
 from .runs import RunManager
 
@@ -96,15 +96,7 @@ def main(argv=None):
     t.add_argument("--config", action="append", required=True, help="a JSON model config; give it once or twice")
     t.add_argument("--mode", choices=["parallel", "sequential"], default="parallel")
     t.add_argument("--no-autotune", action="store_true", help="plain form: no timing of the network's forms")
-    t.add_argument(
-        "--data-parallel",
-        nargs="?",
-        const="on",
-        default="auto",
-        choices=["auto", "on", "off"],
-        help="a run alone on a CPU: train as one process per core, its gradients summed (not with batch norm "
-        "or dropout): auto (default) where that times faster and pays for its start-up, on (the bare flag) or off",
-    )
+    split.add_flag(t)
     t.add_argument("--repeats", type=int, default=1, help="train each config with seeds s, s+1, ... (1 to 10)")
     t.add_argument("--data-dir", default=os.environ.get("CNN_DATA_DIR", "data"))
     t.add_argument("--runs-dir", default=None, help="keep run records and weights here (default: a temp folder)")

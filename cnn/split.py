@@ -27,6 +27,19 @@ WARM_STEPS = 3  # the first steps at the half batch's shape build its kernels
 TIMED_SECONDS = 0.3  # about how long the split is timed
 
 
+def add_flag(parser):
+    """The --data-parallel flag of the server and the command line."""
+    parser.add_argument(
+        "--data-parallel",
+        nargs="?",
+        const="on",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="a run alone on a CPU: train as one process per core, its gradients summed (not with batch norm "
+        "or dropout): auto (default) where that times faster and pays for its start-up, on (the bare flag) or off",
+    )
+
+
 def planned_images(trainer):
     return trainer.steps * trainer.cfg.batch_size * trainer.cfg.epochs
 
