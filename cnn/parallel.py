@@ -177,7 +177,10 @@ def start(world, spec, floats):
         for r in range(1, world)
     ]
     try:
-        return Group(0, world, store, joined(shared, 0, lambda: all(p.poll() is None for p in procs))), procs
+        group = Group(0, world, store, joined(shared, 0, lambda: all(p.poll() is None for p in procs)))
+        if exchange:  # every rank mapped it before it joined: gone from /dev/shm however the run ends
+            os.unlink(exchange)
+        return group, procs
     except BaseException:
         end(procs)
         shutil.rmtree(folder, ignore_errors=True)

@@ -12,6 +12,7 @@ and random streams are those it would have had either way.
 """
 
 import copy
+import math
 import os
 import time
 
@@ -49,12 +50,16 @@ def cache_key(trainer, world):
     return forms.key(t.cfg, t.dataset.shape, len(t.dataset.classes), t.device, forms.busy(t.device), world) + "|split"
 
 
+def positive(value, zero=False):
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return number and (value >= 0 if zero else value > 0)
+
+
 def saved(path, entry_key):
     entry = forms.read_cache(path).get(entry_key)
     if isinstance(entry, dict) and isinstance(entry.get("rates"), dict):
-        rates = entry["rates"]
-        if all(isinstance(rates.get(k), (int, float)) for k in ("one", "split")):
-            if isinstance(entry.get("start_seconds"), (int, float)):
+        if positive(entry["rates"].get("one")) and positive(entry["rates"].get("split")):
+            if positive(entry.get("start_seconds"), zero=True):
                 return entry
     return None  # none yet, or a torn or foreign entry: timed again
 
@@ -69,7 +74,7 @@ def pays(entry, images):
 def stepper(trainer):
     """-> (a training step of the run's form on a model of its own, images per step, its first step's seconds)."""
     t, f = trainer, trainer.fast_form
-    with torch.random.fork_rng():  # the run's random streams untouched
+    with torch.random.fork_rng(devices=[]):  # the run's random streams untouched (a CPU run's only)
         return forms.stepper(
             t.cfg,
             t.dataset.shape,
@@ -96,8 +101,9 @@ def one_process_rate(trainer):
 
 
 def split_rate(trainer, steps):
-    """Every rank: images/s of the whole group training a copy of the model on the first global batch, each
-    rank its share, for `steps` steps after a warm-up. The ranks run the same steps; rank 0's clock counts."""
+    """Every rank: the whole group trains a copy of the model on the first global batch, each rank its share,
+    for `steps` steps after a warm-up. The ranks run the same steps; rank 0's clock counts. -> (images/s, the
+    seconds the first step took beyond a timed one: the other ranks' start after the rendezvous)."""
     t = trainer
     from .train import make_optimizer
 
@@ -117,12 +123,16 @@ def split_rate(trainer, steps):
         optimizer.step()
 
     model.train()
-    for _ in range(WARM_STEPS):
+    first = time.perf_counter()
+    step()  # it waits for every rank, each of which opens its data after the rendezvous
+    first = time.perf_counter() - first
+    for _ in range(WARM_STEPS - 1):
         step()
     started = time.perf_counter()
     for _ in range(steps):
         step()
-    return steps * n / (time.perf_counter() - started)
+    seconds = (time.perf_counter() - started) / steps
+    return n / seconds, max(0.0, first - seconds)
 
 
 def choose(trainer, world, cache):
@@ -134,9 +144,14 @@ def choose(trainer, world, cache):
     if not t.autotune:  # no timing, and no use of an earlier one: the plain form in one process
         return {"chosen": False, "why": "autotune off"}
     entry = saved(path, entry_key)
+    threads = t.fast_form["threads"]
     if entry is not None:
         if pays(entry, images):
-            t.start_ranks(world, cache)
+            try:
+                t.start_ranks(world, cache)
+            except (RuntimeError, OSError) as exc:  # they did not all start: one process
+                t.stop_ranks(threads)
+                return {**entry, "measured": False, "chosen": False, "why": str(exc)}
         return {**entry, "measured": False, "chosen": bool(t.group)}
     timed_at = time.perf_counter()
     known = t.fast_form["rates"].get(label(t.fast_form))  # the autotuner's, maybe from an earlier run
@@ -144,16 +159,17 @@ def choose(trainer, world, cache):
         return {"chosen": False, "why": "too short to pay for starting more processes"}
     one = one_process_rate(t)  # timed now, as the split is about to be
     steps = max(5, min(100, round(TIMED_SECONDS * one / t.cfg.batch_size)))
-    threads, started = t.fast_form["threads"], time.perf_counter()
+    started = time.perf_counter()
     try:
         t.start_ranks(world, cache, probe_steps=steps)
-    except RuntimeError as exc:  # they did not all start (cnn/parallel.py's START_TIMEOUT): one process
+        start_seconds = time.perf_counter() - started
+        split, late = split_rate(t, steps)
+        entry = {"rates": {"one": round(one, 1), "split": round(split, 1)}}
+        entry["start_seconds"] = round(start_seconds + late, 2)
+        chosen = t.group.decide(pays(entry, images))  # the other ranks learn whether they go on
+    except (RuntimeError, OSError) as exc:  # a rank did not start, or died timing: the copy is dropped
         t.stop_ranks(threads)
         return {"chosen": False, "why": str(exc)}
-    start_seconds = time.perf_counter() - started
-    split = split_rate(t, steps)
-    entry = {"rates": {"one": round(one, 1), "split": round(split, 1)}, "start_seconds": round(start_seconds, 2)}
-    chosen = t.group.decide(pays(entry, images))  # the other ranks learn whether they go on
     try:
         with data.exclusive(path + ".lock"):
             entries = forms.read_cache(path)

@@ -82,7 +82,7 @@ export function formText(f) {
   const head = `fast form: ${f.form}, ${f.precision}${f.threads ? `, ${threadsOf(f.threads)}` : ""}${procs}`;
   const rates = Object.entries(f.rates ?? {});
   if (!f.autotune) return `${head} · not timed (autotune off)`;
-  if (!rates.length) return `${head} · the only candidate`;
+  if (!rates.length) return `${head} · the only candidate${splitText(f.split)}`;
   const base = `${f.form}/${f.precision}`;
   const mine = f.rates[`${base}/${f.threads}t`] != null ? `${base}/${f.threads}t` : base;
   const [other, rate] = rates.filter(([k]) => k !== mine).sort((a, b) => b[1] - a[1])[0] ?? [];
