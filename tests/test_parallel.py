@@ -3,6 +3,7 @@ global batches, a stop ends every rank, and a rank that dies fails the run with 
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import server_in
+from playwright.sync_api import expect
 from test_server import worker_pid
 
 from cnn import parallel, split
@@ -205,3 +207,25 @@ def test_through_the_server_a_killed_rank_fails_the_run_with_a_sentence(parallel
     while alive(worker) and time.time() < deadline:
         time.sleep(0.1)
     assert not alive(worker)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="data-parallel training needs two cores")
+def test_the_page_says_whether_a_run_alone_split_and_the_rates_that_decided_it(browser, data_dir, tmp_path):
+    for api in server_in(data_dir, tmp_path, ["--data-parallel", "auto"]):  # the product's default
+        page = browser.new_page()
+        page.goto(api.url + "/")
+        page.wait_for_selector("body[data-ready]")
+        # two epochs of MNIST: long enough in one process for the split to be timed (cnn/split.py)
+        (run_id,) = api.start([{"epochs": 2, "train_samples": 60000}])
+        deadline = time.time() + 120
+        while "fast_form" not in (info := api.get(f"/api/runs/{run_id}").json()["info"]) and time.time() < deadline:
+            time.sleep(0.2)
+        facts = info["fast_form"]["split"]
+        assert facts["measured"] and facts["rates"]["one"] > 0 and facts["rates"]["split"] > 0
+        assert info["fast_form"]["data_parallel"] == (os.cpu_count() if facts["chosen"] else 1)
+        said = "split" if facts["chosen"] else "not split"
+        rates = r"[\d.]+k images/s split vs [\d.]+k in one process, [\d.]+ s to start"
+        expect(page.locator("#panel-a .fast-form")).to_contain_text(re.compile(rf" · {said} \(timed: {rates}\)$"))
+        assert api.post(f"/api/runs/{run_id}/stop").status_code == 200
+        assert api.wait(run_id)["status"] == "stopped"
+        page.close()
