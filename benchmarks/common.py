@@ -74,6 +74,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_for_server(proc, url, what="the server"):
+    """Waits until the server.py started as `proc` answers at `url` (at most 90 s); raises if it exits first."""
+    import requests
+
+    deadline = time.time() + 90
+    while True:
+        if proc.poll() is not None or time.time() > deadline:
+            raise RuntimeError(f"{what} did not start within 90 s; see its log")
+        try:
+            if requests.get(url + "/api/runs", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+
+
 def parser(description):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="a few short rounds: checks the path, not the numbers")

@@ -8,7 +8,6 @@ read by a real Socket.IO client; both runs are stopped at once (before a snapsho
 the next round waits until the machine is quiet again (every worker process idle, the warm ones replaced).
 """
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,17 +18,22 @@ from pathlib import Path
 import requests
 import socketio
 
-from benchmarks.common import DATA_DIR, ROOT, interleave, median, parser, table_row, verdict, write_section
+from benchmarks.common import (
+    DATA_DIR,
+    ROOT,
+    free_port,
+    interleave,
+    median,
+    parser,
+    table_row,
+    verdict,
+    wait_for_server,
+    write_section,
+)
 
 TARGET_S = 0.5
 WARM = 2
 PAIR = {"mode": "parallel", "models": [{}, {}]}  # A and B with their defaults
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def children(pid):
@@ -71,15 +75,7 @@ class Server:
         self.log = open(Path(scratch) / f"{name}.log", "wb")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 90
-        while True:
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"server {name} did not start; see {self.log.name}")
-            try:
-                if requests.get(self.url + "/api/runs", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+        wait_for_server(self.proc, self.url, f"server {name} ({self.log.name})")
         self.first, self.changed = {}, threading.Condition()
         self.sio = socketio.Client()
         self.sio.on("batch", self._batch)

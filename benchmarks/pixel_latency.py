@@ -17,13 +17,22 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 from playwright.sync_api import sync_playwright
 
-from benchmarks.common import DATA_DIR, ROOT, free_port, loadavg, median, parser, verdict, write_section
+from benchmarks.common import (
+    DATA_DIR,
+    ROOT,
+    free_port,
+    loadavg,
+    median,
+    parser,
+    verdict,
+    wait_for_server,
+    write_section,
+)
 
 TARGET_MS = 100.0
 PRELOAD = 50_000  # synthetic batch events per run before the timed part: 100k points on each chart
@@ -194,15 +203,7 @@ class Server:
         env = os.environ | {"PIXEL_EMIT_LOG": str(self.emits)}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 90
-        while True:
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"the server did not start; see {self.log.name}")
-            try:
-                if requests.get(self.url + "/api/runs", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+        wait_for_server(self.proc, self.url, f"the server ({self.log.name})")
 
     def sent(self):
         """-> {(run_id, samples_seen): ms since the epoch at which the server emitted it}."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.common import DATA_DIR, ROOT, free_port, median, parser, verdict, write_section
+from benchmarks.common import DATA_DIR, ROOT, free_port, median, parser, verdict, wait_for_server, write_section
 from cnn import data
 
 TARGET_MS = 30.0
@@ -32,16 +32,8 @@ def start_server(runs_dir, log):
     cmd += ["--warm-workers", "0"]  # a used warm worker's replacement importing torch would be a hidden load
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited; see its log")
-        try:
-            if requests.get(url + "/api/runs", timeout=5).status_code == 200:
-                return proc, url
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not answer within 90 s")
+    wait_for_server(proc, url)
+    return proc, url
 
 
 def time_requests(session, url, ids, digits, count, pause):
