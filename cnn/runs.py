@@ -12,7 +12,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from . import events, workers
+from . import events, split, workers
 from .analysis_queue import AnalysisQueue
 from .config import ConfigError, validate
 from .events import ENDED
@@ -54,7 +54,7 @@ class RunManager:
         self.autotune = autotune  # time the network's forms at a first run (cnn/forms.py), or take the plain one
         # a lone run on a CPU: "auto" splits over a process per core where that times faster (cnn/split.py),
         # "on" always, "off" never (True and False mean on and off)
-        self.data_parallel = {True: "on", False: "off"}.get(data_parallel, data_parallel)
+        self.data_parallel = split.setting(data_parallel)
         self.lock = threading.Lock()  # guards the runs' status, metrics and processes
         self.records = Records(self.runs_dir, self.lock)
         self.analyses = AnalysisQueue(busy=lambda: bool(self.active()), work=self._analyse_now)

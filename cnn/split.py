@@ -28,6 +28,14 @@ WARM_STEPS = 3  # the first steps at the half batch's shape build its kernels
 TIMED_SECONDS = 0.3  # about how long the split is timed
 
 
+def setting(value):
+    """-> "auto", "on" or "off" for a data_parallel setting (True and False mean on and off)."""
+    value = {True: "on", False: "off", None: "off"}.get(value, value)
+    if value not in ("auto", "on", "off"):
+        raise ValueError(f"data_parallel: auto, on or off, not {value!r}")
+    return value
+
+
 def add_flag(parser):
     """The --data-parallel flag of the server and the command line."""
     parser.add_argument(
@@ -88,18 +96,6 @@ def stepper(trainer):
         )
 
 
-def first_step_rate(trainer):
-    """A low estimate of the run's rate in one process (its first step also builds the kernels)."""
-    _, n, seconds = stepper(trainer)
-    return n / seconds
-
-
-def one_process_rate(trainer):
-    """Images/s of the run's form in this process at its threads, timed now."""
-    step, n, _ = stepper(trainer)
-    return max(forms.rate(step, n, trainer.device) for _ in range(2))
-
-
 def split_rate(trainer, steps):
     """Every rank: the whole group trains a copy of the model on the first global batch, each rank its share,
     for `steps` steps after a warm-up. The ranks run the same steps; rank 0's clock counts. -> (images/s, the
@@ -154,10 +150,15 @@ def choose(trainer, world, cache):
                 return {**entry, "measured": False, "chosen": False, "why": str(exc)}
         return {**entry, "measured": False, "chosen": bool(t.group)}
     timed_at = time.perf_counter()
-    known = t.fast_form["rates"].get(label(t.fast_form))  # the autotuner's, maybe from an earlier run
-    if images / (known or first_step_rate(t)) < MIN_SECONDS:
+    known, step = t.fast_form["rates"].get(label(t.fast_form)), None  # the autotuner's, maybe from earlier
+    if known is None:  # a low estimate: a first step also builds the kernels
+        step, n, first = stepper(t)
+        known = n / first
+    if images / known < MIN_SECONDS:
         return {"chosen": False, "why": "too short to pay for starting more processes"}
-    one = one_process_rate(t)  # timed now, as the split is about to be
+    if step is None:
+        step, n, _ = stepper(t)
+    one = max(forms.rate(step, n, t.device) for _ in range(2))  # timed now, as the split is about to be
     steps = max(5, min(100, round(TIMED_SECONDS * one / t.cfg.batch_size)))
     started = time.perf_counter()
     try:

@@ -127,9 +127,7 @@ class Trainer:
         self.preloaded = dataset  # cfg's dataset, opened already by a warm worker (cnn/worker.py), or None
         # data_parallel, on a CPU with several threads allotted: "on" trains as one process per thread
         # (cnn/parallel.py), "auto" where that times faster and pays for its start-up (cnn/split.py), "off" never
-        self.data_parallel = {True: "on", False: "off", None: "off"}.get(data_parallel, data_parallel)
-        if self.data_parallel not in ("auto", "on", "off"):
-            raise ValueError(f"data_parallel: auto, on or off, not {data_parallel!r}")
+        self.data_parallel = split.setting(data_parallel)
         self.group, self.ranks, self.declined = None, [], False
         self.fixed_form = None  # a data-parallel rank's form: rank 0's choice, not timed again
         self.eval_threads = None  # rank 0 of a data-parallel run evaluates on every core (the others wait)
