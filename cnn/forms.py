@@ -21,13 +21,18 @@ from . import data, infer
 from .models import build_model
 
 FORMS = ("plain", "pool_first", "first_conv")
-BUDGET_SECONDS = 0.1  # timed steps per candidate and pass; two passes, alternating order
-SLOW_STEP_SECONDS = 0.2  # a candidate whose step takes longer is rated from one timed step: two passes of it
+BUDGET_SECONDS = 0.06  # one timing window of a candidate
+WINDOWS = 3  # windows per candidate, in alternating order; it keeps their median. The best of two 0.1 s windows
+# read model A at two threads faster on a 2-core EPYC, where every longer comparison had one thread 1.2-1.3x
+# faster: a second thread's rate swings with whatever else runs, and a best-of draws its lucky moments.
+SLOW_STEP_SECONDS = 0.2  # a candidate whose step takes longer is rated from one timed step: WINDOWS passes of it
 # would cost more than the ~2 s the timing may take (ResNet18 at batch 128 on two cores: 0.4 s fp32, 2 s bf16)
 CLEARLY_SLOWER = 3.0  # a warm-up step this many times the fastest timed step so far: rated from it, not timed
 BF16_MARGIN = 1.05  # bf16 rounds every product and shares cores badly (on a busy 2-core EPYC its conv steps
 # ran at a quarter of fp32's): it is chosen only when it is at least this much faster than the best fp32
 CACHE_FILE = "forms.json"
+RULE = 2  # the timing rule's version, in every cache key: a choice an older rule made is made again (rule 1 took
+# the best of two windows, which leaned towards two threads)
 # Runnable threads per core (the 1-minute load average) above which a CPU counts as busy. A busy and a quiet
 # machine each get their own choice: bf16 convolutions that trained 2x faster than fp32 on a quiet 2-core EPYC
 # ran at a quarter of fp32's speed on the same machine while other work kept both cores full.
@@ -84,7 +89,7 @@ def busy(device):
 def key(cfg, shape, classes, device, busy_now, threads=None):
     arch = {"channels": cfg.channels, "kernel_size": cfg.kernel_size, "layers": cfg.to_dict()["layers"]}
     threads = threads or torch.get_num_threads()
-    parts = [machine(device), device.type, torch.__version__, threads, cfg.model, arch]
+    parts = [machine(device), device.type, torch.__version__, RULE, threads, cfg.model, arch]
     parts += [list(shape), classes, cfg.batch_size, cfg.precision, "busy" if busy_now else "quiet"]
     return json.dumps(parts, sort_keys=True)
 
@@ -177,8 +182,9 @@ def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the run's RNG untouched
         measured, steppers = measure(cfg, shape, classes, options, images, labels, norm, device)
-        fewer_threads(steppers, measured, device)
-        best, threads = split(pick(measured), allotted)
+        final = fewer_threads(steppers, measured, device)
+        # among the finalists where there was a final: they were timed against each other, interleaved
+        best, threads = split(pick({k: measured[k] for k in final} if final else measured), allotted)
     rates = {label: round(r, 1) for label, r in measured.items()}
     try:
         os.makedirs(os.fspath(cache_dir), exist_ok=True)
@@ -195,7 +201,7 @@ def choose(cfg, shape, classes, images, labels, norm, device, cache_dir, native_
 def measure(cfg, shape, classes, options, images, labels, norm, device):
     """-> ({candidate: images/s}, {candidate: (step, images per step, slow)}). Each is warmed up by one
     step; one clearly slower than the fastest so far is rated from that step, one slow in its timed step from
-    that step; the rest are timed in two passes."""
+    that step; the rest are timed in WINDOWS passes."""
     rates, seconds, steppers = {}, {}, {}
     for option in options:
         label = name(*option)
@@ -211,28 +217,37 @@ def measure(cfg, shape, classes, options, images, labels, norm, device):
 
 
 def passes(steppers, rates, device, threads=None):
-    """Two timing passes in alternating order (a slow moment on a shared machine hits both ends); each
-    candidate keeps its best rate. `threads`: {label: intra-op threads to time it with}."""
+    """WINDOWS timing passes in alternating order (a slow moment on a shared machine hits both ends); each
+    candidate's rate is the median of its windows in these passes, so every rate compared rests on as many
+    windows. A change of thread count is followed by one untimed step (its kernels at that count).
+    `threads`: {label: intra-op threads to time it with}."""
     allotted = torch.get_num_threads()
+    windows = {label: [] for label in steppers}
     try:
-        for round_ in range(2 if len(steppers) > 1 else 0):
-            for label in list(steppers) if round_ == 0 else list(steppers)[::-1]:
-                torch.set_num_threads((threads or {}).get(label, allotted))
+        for round_ in range(WINDOWS if len(steppers) > 1 else 0):
+            for label in list(steppers) if round_ % 2 == 0 else list(steppers)[::-1]:
                 step, n = steppers[label][:2]
-                rates[label] = max(rates.get(label, 0.0), rate(step, n, device))
+                count = (threads or {}).get(label, allotted)
+                if count != torch.get_num_threads():
+                    torch.set_num_threads(count)
+                    step()
+                windows[label].append(rate(step, n, device))
     finally:
         torch.set_num_threads(allotted)
+    for label, got in windows.items():
+        if got:
+            rates[label] = sorted(got)[len(got) // 2]
 
 
 def fewer_threads(steppers, rates, device):
-    """Times the fastest fp32 and the fastest bf16 form again at fewer intra-op threads (one, and half those
-    allotted), beside themselves at the allotted count: small convolutions gain little from a second thread,
-    and where idle threads sleep (the workers' OMP_WAIT_POLICY) or the machine is busy, they can lose half
-    their speed to it. A slow form is rated at each count from one step after a warm-up step. Adds
-    "<form>/<precision>/<n>t" rates."""
+    """The final: the fastest fp32 and the fastest bf16 form timed again at fewer intra-op threads (one, and
+    half those allotted) and, interleaved with those, afresh at the allotted count. Small convolutions gain
+    little from a second thread, and where idle threads sleep (the workers' OMP_WAIT_POLICY) or the machine is
+    busy, they can lose half their speed to it. A slow form is rated at each count from one step after a
+    warm-up step. Adds "<form>/<precision>/<n>t" rates; -> the finalists' labels ([] on a GPU or one thread)."""
     allotted = torch.get_num_threads()
     if device.type != "cpu" or allotted < 2:
-        return
+        return []
     counts = sorted({1, allotted // 2} - {allotted})
     tops = {pick({k: v for k, v in rates.items() if k.endswith(p) and k in steppers}) for p in ("/fp32", "/bf16")}
     timing, threads = {}, {}
@@ -251,6 +266,7 @@ def fewer_threads(steppers, rates, device):
     finally:
         torch.set_num_threads(allotted)
     passes(timing, rates, device, threads)
+    return [label for label in rates if label in tops or label.rsplit("/", 1)[0] in tops]
 
 
 def pick(rates):
