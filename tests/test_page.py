@@ -204,6 +204,49 @@ def test_the_form_line_compares_the_choice_with_the_other_finalists(tab):
     assert text.endswith(": 6.0k images/s vs 5.5k for plain, fp32")
 
 
+THIN = """async () => {
+  const { ThinLine, BUCKETS } = await import('/static/js/thin.js');
+  let seed = 7;
+  const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const line = Array.from({ length: 100000 }, (_, k) => ({ x: 64 * (k + 1), y: random() + (k === 61234 ? 5 : 0) }));
+  const grown = line.slice(0, 40000), thin = new ThinLine();
+  thin.read(grown);
+  grown.push(...line.slice(40000)); // a series handed whole grows outside the chart between draws
+  const drawn = thin.read(grown), fresh = new ThinLine().read(line);
+  // every stretch of ten buckets keeps its lowest and highest point
+  const chunk = 10 * thin.width, worst = [];
+  for (let start = 0; start < line[line.length - 1].x; start += chunk) {
+    const ys = (points) => points.filter((p) => p.x >= start && p.x < start + chunk).map((p) => p.y);
+    const all = ys(line), kept = ys(drawn);
+    if (all.length) worst.push(Math.min(...all) === Math.min(...kept) && Math.max(...all) === Math.max(...kept));
+  }
+  // what a chart of it hands Chart.js (before the decimation plugin's own pass), and the points it counts
+  const { CurveChart } = await import('/static/js/charts.js');
+  const canvas = document.body.appendChild(document.createElement('canvas'));
+  const chart = new CurveChart(canvas, { yTitle: 'loss' });
+  for (const p of line) chart.addPoint('a', 'batch', p.x, p.y);
+  chart.draw();
+  const handed = Chart.getChart(canvas).data.datasets[0];
+  const index = new Map(line.map((p, k) => [p, k]));
+  const order = drawn.map((p) => index.get(p));
+  return {
+    n: drawn.length, cap: 4 * BUCKETS, same: JSON.stringify(drawn) === JSON.stringify(fresh),
+    ordered: order.every((k, j) => k !== undefined && (j === 0 || k > order[j - 1])),
+    stretches: worst.length, kept: worst.every(Boolean), peak: drawn.some((p) => p.y > 5),
+    handed: (handed._data ?? handed.data).length, counted: canvas.dataset.pointsA,
+  };
+}"""
+
+
+def test_a_long_training_line_is_drawn_thinned_keeping_its_highs_and_lows(tab):
+    page = tab.open()
+    got = page.evaluate(THIN)
+    assert 1000 < got["n"] <= got["cap"]  # from 100k points
+    assert got["same"] and got["ordered"] and got["peak"]  # grown in steps as drawn at once; one spike kept
+    assert got["stretches"] > 100 and got["kept"]
+    assert got["handed"] == got["n"] and got["counted"] == "100000"  # the chart draws it thinned, counts it all
+
+
 def test_panels_stack_on_a_phone(browser, server):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = Tab(context.new_page(), server).open()

@@ -2,8 +2,8 @@
 // markers joined by a bold line, per-epoch validation (where a run holds some out) dashed, and a star on
 // the epoch each run keeps. Tiny API: reset(), addPoint(slot, kind, x, y), setMark(slot, x), setters for the
 // view. Slot colours and the axis and grid ink come from theme.js and follow a live light/dark switch.
-// Points are buffered and drawn at most once per animation frame with update("none");
-// the decimation plugin keeps tens of thousands of points smooth. Chart comes from
+// Points are buffered and drawn at most once per animation frame with update("none"); training lines are
+// thinned as they grow (thin.js) and the decimation plugin keeps the rest smooth. Chart comes from
 // /vendor/chart.umd.js (a classic script, loaded before the modules).
 //
 // For a group trained over seeds the test and validation lines carry means (handed whole with setSeries),
@@ -11,6 +11,7 @@
 // markers (points {x, y, lo, hi, n}); "s0".."s9" are thin test lines of single seeds, and the training line
 // is drawn per seed ("batch" the first, "b1".."b9" the others: their batches are sampled at other steps).
 import { alpha, onSchemeChange, SLOT_COLOURS as COLOURS, themeColours } from "./theme.js";
+import { ThinLine } from "./thin.js";
 
 export const MAX_SEEDS = 10; // the server's most repeats
 const SLOTS = ["a", "b"], LINES = ["batch", "epoch", "val"];
@@ -59,12 +60,14 @@ export class CurveChart {
     this.percent = percent;
     this.whiskers = whiskers;
     this.series = {}; // "a.batch" -> [{x, y}]; the chart is handed copies
+    this.thin = {}; // "a.batch" -> ThinLine: what a training line hands the chart
     this.marks = { a: null, b: null }; // slot -> x of the epoch the run keeps (its best by validation), or null
     this.bandName = "min–max"; // what the band spans, for the tooltip
     const datasets = [];
     for (const slot of SLOTS) {
       for (const kind of KINDS) {
         this.series[`${slot}.${kind}`] = [];
+        if (isBatch(kind)) this.thin[`${slot}.${kind}`] = new ThinLine();
         datasets.push(LINES.includes(kind) || isBatch(kind) ? this.line(slot, kind) : this.extra(slot, kind));
       }
     }
@@ -264,8 +267,12 @@ export class CurveChart {
     let i = 0;
     for (const slot of SLOTS) {
       // A copy: Chart.js watches the pushes on the array it holds, at a cost that grows with its
-      // length; ours grow freely between frames. Assigned through the decimation plugin's setter.
-      for (const kind of KINDS) datasets[i++].data = this.series[`${slot}.${kind}`].slice();
+      // length; ours grow freely between frames. Assigned through the decimation plugin's setter. A training
+      // line hands its thinned points (thin.js), whose work grows with the new points only.
+      for (const kind of KINDS) {
+        const key = `${slot}.${kind}`;
+        datasets[i++].data = this.thin[key] ? this.thin[key].read(this.series[key]) : this.series[key].slice();
+      }
     }
     this.chart.update("none");
     this.publish();
