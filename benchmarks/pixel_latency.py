@@ -363,7 +363,7 @@ def main():
         f"| server's emit to the page's WebSocket listener (wire, busy main thread) | {ms(every['transport'])} |",
         f"| handling one message (Socket.IO decoding, store, views; the draw waits) | {ms(every['handle'])} |",
         f"| arrival to the start of the frame that draws it | {ms(every['wait'])} |",
-        f"| per chart draw: copying the series (CurveChart.draw's slices) | {ms(parts['copy'])} |",
+        f"| per chart draw: handing the series over (thinned or copied) | {ms(parts['copy'])} |",
         f"| per chart draw: Chart.js update up to the elements, LTTB decimation included | {ms(parts['decimate'])} |",
         f"| per chart draw: elements and layout | {ms(parts['layout'])} |",
         f"| per chart draw: rendering the canvas | {ms(parts['render'])} |",
