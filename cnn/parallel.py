@@ -8,7 +8,8 @@ A's 55 k floats took 2.4-4 ms a step on a 2-core EPYC, beside 5-6 ms of compute 
 gained 1.1x over one process; the shared exchange costs what the slower rank keeps the other waiting.
 
 Rank 0 is the run's worker: it alone emits events, evaluates and writes weights. The other ranks are
-`python -m cnn.parallel '<spec json>'` processes it starts before its run_started; each shuffles and augments
+processes it forks (Linux) or starts as `python -m cnn.parallel '<spec json>'` before its run_started, named
+"cnn-rank" in ps and top; each shuffles and augments
 the same global batches and trains its share of each. Any rank ending ends the others: a collective with a
 gone peer fails, and the extra ranks die with the worker (the parent-death signal, stdin).
 """
@@ -18,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,8 +36,14 @@ TIMEOUT = datetime.timedelta(minutes=10)
 # fails the run after this rather than after TIMEOUT
 START_TIMEOUT = datetime.timedelta(seconds=90)
 # The exchange relies on a rank's stores reaching the others in program order (its gradients before its step
-# count), which x86's memory model gives and Arm's does not: elsewhere each step goes through gloo.
-SHARED_EXCHANGE = platform.machine().lower() in ("x86_64", "amd64")
+# count), which x86's memory model gives and Arm's does not; and on its file's blocks being reserved when it is
+# made (posix_fallocate, which macOS lacks). Elsewhere each step goes through gloo.
+SHARED_EXCHANGE = platform.machine().lower() in ("x86_64", "amd64") and hasattr(os, "posix_fallocate")
+# Ranks are forked from rank 0 where that is safe to do (Linux: macOS's system frameworks are not fork-safe).
+# A forked rank has torch imported and the run's data on disk in the page cache: it started in 0.3-0.5 s on a
+# 2-core EPYC, where a new interpreter took 2.5-4 s, the start-up that `auto` weighs against the split's gain.
+FORK = sys.platform.startswith("linux")
+NAME = b"cnn-rank"  # a rank's process name (ps, top; the tests find ranks by it)
 SPIN_SECONDS = 0.05  # a wait for the other ranks spins (yielding the core) this long before it sleeps
 LIVENESS_SECONDS = 0.2  # how often a waiting rank checks that the others are alive
 
@@ -62,8 +70,13 @@ class Exchange:
 
     @staticmethod
     def create(path, world, floats):
-        with open(path, "wb") as f:
-            f.truncate(Exchange.size(world, floats))
+        """Makes the file with its blocks reserved: a full tmpfs raises OSError (ENOSPC) here, at the start,
+        where a sparse file would kill the process with SIGBUS mid-run, at a write to a page with no room."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, Exchange.size(world, floats))
+        finally:
+            os.close(fd)
 
     def fits(self, tensors):
         return sum(t.numel() for t in tensors) == self.floats
@@ -157,26 +170,32 @@ class Group:
             dist.destroy_process_group()
 
 
+def floats(model):
+    """How many numbers each step sums: the model's gradients, and the batch's loss, correct count and stop."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad) + 3
+
+
+def where():
+    """The folder of a run's rendezvous and exchange files: in memory, not on a disk, where there is a /dev/shm."""
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+def exchanges(world, floats):
+    """Whether each step's gradients would go through an Exchange now (else through gloo)."""
+    return SHARED_EXCHANGE and fits(where(), world, floats)
+
+
 def start(world, spec, floats):
     """Starts ranks 1..world-1 of a run (spec: its config, data and cache dirs, form) and joins them as rank 0.
-    floats: how many numbers a step sums (its gradients and three facts). -> (Group, the rank processes)."""
-    # the exchange's file in memory, not on a disk, where there is a /dev/shm
-    where = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-    folder = tempfile.mkdtemp(prefix="cnn-dp-", dir=where)
+    floats: how many numbers a step sums (floats(model)). -> (Group, the rank processes)."""
+    folder = tempfile.mkdtemp(prefix="cnn-dp-", dir=where())
     store = os.path.join(folder, "store")  # the rendezvous file must not exist yet
-    exchange = os.path.join(folder, "exchange") if SHARED_EXCHANGE and fits(folder, world, floats) else None
-    if exchange:
-        Exchange.create(exchange, world, floats)
+    exchange = made(os.path.join(folder, "exchange"), world, floats) if exchanges(world, floats) else None
     shared = {"world": world, "store": store, "exchange": exchange, "floats": floats}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "cnn.parallel", json.dumps({**spec, **shared, "rank": r})],
-            stdin=subprocess.PIPE,  # held open: the rank exits when it closes (we are gone)
-            stdout=subprocess.DEVNULL,
-        )  # stderr: the worker's own log
-        for r in range(1, world)
-    ]
+    procs = []
     try:
+        for r in range(1, world):  # in the try: a rank that cannot be started ends those that were
+            procs.append(launch({**spec, **shared, "rank": r}))
         group = Group(0, world, store, joined(shared, 0, lambda: all(p.poll() is None for p in procs)))
         if exchange:  # every rank mapped it before it joined: gone from /dev/shm however the run ends
             os.unlink(exchange)
@@ -187,9 +206,74 @@ def start(world, spec, floats):
         raise
 
 
+def launch(spec):
+    """-> one rank's process: forked where FORK, else a new interpreter. Its stdin is held open (it exits when
+    that closes: we are gone), its stdout is null (ours carries the run's events), its stderr the worker's log."""
+    if FORK:
+        return Forked(spec)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cnn.parallel", json.dumps(spec)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+
+
+class Forked:
+    """A rank forked from rank 0, with what `end` and the liveness checks use of a Popen: stdin, poll, wait,
+    kill, returncode."""
+
+    def __init__(self, spec):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the rank: of rank 0, only this thread and a copy of its memory
+            code = 1
+            try:
+                os.close(write)
+                os.dup2(read, 0)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+                code = rank(spec)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                traceback.print_exc()  # to the worker's log; the sentence for the user is rank 0's to give
+            finally:
+                os._exit(code)  # never rank 0's exit handlers, nor its buffered output
+        os.close(read)
+        self.pid, self.returncode = pid, None
+        self.stdin = os.fdopen(write, "wb")
+
+    def poll(self):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"rank {self.pid}", timeout)
+            time.sleep(0.01)
+        return self.returncode
+
+    def kill(self):
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def made(path, world, floats):
+    """-> path, the exchange's file made there; None where there was no room for it (a full tmpfs): the steps
+    then go through gloo. What a failed attempt left goes with the run's folder."""
+    try:
+        Exchange.create(path, world, floats)
+    except OSError:
+        return None
+    return path
+
+
 def fits(folder, world, floats):
-    """Whether the exchange's file has room twice over where it goes: a write past a full tmpfs (a
-    container's /dev/shm is often 64 MB) kills the process with SIGBUS rather than raising."""
+    """Whether the exchange's file has room twice over where it goes: reserving its blocks (Exchange.create)
+    guards this run, the room left over guards the other users of a small tmpfs (a container's /dev/shm is
+    often 64 MB), whose sparse files would die with SIGBUS where this one took the last of it."""
     try:
         free = os.statvfs(folder)
     except OSError:
@@ -219,14 +303,19 @@ def end(procs, group=None):
         shutil.rmtree(os.path.dirname(group.store), ignore_errors=True)
 
 
-def main(argv):
+def rank(spec):
+    """Trains one rank of a run (spec: its config, data and cache dirs, form, rendezvous) and returns 0."""
     from . import worker
     from .config import validate
     from .train import Trainer
 
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_NAME = 15
+        ctypes.CDLL(None).prctl(PR_SET_NAME, NAME)
     worker.exit_on_sigterm()
     worker.die_with_parent()
-    spec = json.loads(argv[1])
     torch.set_num_threads(1)
     parent = os.getppid()  # rank 0; it may die before this rank's parent-death signal is set
     exchange = joined(spec, spec["rank"], lambda: os.getppid() == parent)
@@ -237,11 +326,12 @@ def main(argv):
         trainer.run()
     finally:
         group.close()
+    return 0
 
 
 if __name__ == "__main__":
     try:
-        main(sys.argv)
+        rank(json.loads(sys.argv[1]))
     except SystemExit as exc:
         os._exit(exc.code if isinstance(exc.code, int) else 1)
     except Exception:

@@ -227,9 +227,8 @@ class Trainer:
 
         self.fast_form = {**self.fast_form, "threads": 1, "data_parallel": world}
         spec = {"config": self.cfg.to_dict(), "data_dir": str(self.data_dir), "cache_dir": str(cache)}
-        floats = sum(p.numel() for p in self.model.parameters() if p.requires_grad) + 3  # and loss, correct, stop
         form = {**self.fast_form, "probe_steps": probe_steps}
-        self.group, self.ranks = parallel.start(world, {**spec, "form": form}, floats)
+        self.group, self.ranks = parallel.start(world, {**spec, "form": form}, parallel.floats(self.model))
         self.eval_threads = world  # the other ranks wait while rank 0 evaluates: it may use every core
         torch.set_num_threads(1)
 

@@ -1,11 +1,18 @@
 """Data-parallel training on CPU processes (cnn/parallel.py): the same weights as one process on the same
-global batches, a stop ends every rank, and a rank that dies fails the run with a sentence, leaving none."""
+global batches, a stop ends every rank, and a rank that dies fails the run with a sentence, leaving none. Under
+"auto" (cnn/split.py) the split is timed once and kept, and so is a start of the ranks that failed."""
 
+import datetime
+import errno
 import json
 import os
 import re
+import shutil
 import signal
+import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,6 +63,31 @@ def test_two_processes_learn_the_weights_one_process_learns(data_dir, tmp_path, 
     assert not Path(two.group.store).parent.exists()  # the rendezvous folder went with them
 
 
+@pytest.mark.skipif(not parallel.SHARED_EXCHANGE, reason="each step goes through gloo here")
+def test_the_exchange_file_holds_its_memory_from_the_start():
+    # a sparse file's first write past a full tmpfs would kill a rank with SIGBUS mid-run; reserved, a full
+    # tmpfs fails the start instead
+    folder = tempfile.mkdtemp(prefix="cnn-test-", dir=parallel.where())
+    try:
+        path = os.path.join(folder, "exchange")
+        parallel.Exchange.create(path, 2, 1000)
+        assert os.stat(path).st_blocks * 512 >= parallel.Exchange.size(2, 1000)
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.skipif(not parallel.SHARED_EXCHANGE, reason="each step goes through gloo here")
+def test_with_no_room_for_the_exchange_a_run_trains_through_gloo(data_dir, tmp_path, threads, monkeypatch):
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)  # a full tmpfs, which a test cannot make
+    threads(2)
+    trainer = trained(data_dir, tmp_path, {**RUN, "epochs": 1}, data_parallel=True)
+    assert trainer.fast_form["data_parallel"] == 2 and trainer.group.exchange is None
+    assert trainer.samples_seen == 640
+
+
 def test_a_stop_ends_every_rank_at_the_same_step(data_dir, tmp_path, threads):
     threads(2)
     steps = []
@@ -92,31 +124,96 @@ def test_auto_times_the_split_keeps_the_answer_and_learns_the_weights_one_proces
     # shared CI machine) would send the later runs to a fresh key and time the split again
     monkeypatch.setattr(forms, "busy", lambda device: False)
     threads(1)
-    one = trained(data_dir, tmp_path / "one", RUN, data_parallel=False)
+    one = trained(data_dir, tmp_path / "one", RUN_AUGMENTED, data_parallel=False)
     threads(2)
-    first = Trainer(validate(RUN), data_dir, "cpu", cache_dir=tmp_path, data_parallel="auto")
-    first.run()
+    first = Trainer(validate(RUN_AUGMENTED), data_dir, "cpu", cache_dir=tmp_path, data_parallel="auto")
+    with ranks_seen() as seen:
+        first.run()
     facts = first.fast_form["split"]
     assert facts["measured"] and set(facts["rates"]) == {"one", "split"} and facts["start_seconds"] > 0
     assert facts["chosen"] == split.pays(facts, 10 * 64 * 2)
     assert first.fast_form["data_parallel"] == (2 if facts["chosen"] else 1)
-    assert all(proc.returncode is not None for proc in first.ranks)  # none outlives the run, split or not
-    # timing the split trained a copy: split or not, the run learns what one process learns
+    assert seen and not any(alive(pid) for pid in seen)  # ranks timed the split; none outlives the run
+    # timing the split trained a copy, and drew its crops and flips from a generator of its own: split or
+    # not, the run learns what one process learns
     for key, weight in one.model.state_dict().items():
         assert torch.allclose(weight, first.model.state_dict()[key], atol=1e-4), key
 
-    # the answer is kept; each run weighs it against its own planned images
+    # the answer is kept under the way its steps were summed; the other way would be timed on its own
     path = tmp_path / "forms.json"
     entries = json.loads(path.read_text())
-    (entry_key,) = [k for k in entries if k.endswith("|split")]
+    shared = parallel.exchanges(2, parallel.floats(first.model))
+    entry_key = split.cache_key(first, 2, shared)
+    assert entry_key.endswith("|split|shm" if parallel.SHARED_EXCHANGE else "|split|gloo") and entry_key in entries
+    assert split.cache_key(first, 2, not shared) not in entries
+    # each run weighs the answer against its own planned images
     for faster, chosen in ((3.0, True), (1.0, False)):
         entries[entry_key] = {"rates": {"one": 1000.0, "split": 1000.0 * faster}, "start_seconds": 0.01}
         path.write_text(json.dumps(entries))
         threads(2)  # a run leaves torch at the threads it trained with
-        again = Trainer(validate(RUN), data_dir, "cpu", cache_dir=tmp_path, data_parallel="auto")
+        again = Trainer(validate(RUN_AUGMENTED), data_dir, "cpu", cache_dir=tmp_path, data_parallel="auto")
         again.run()
         assert not again.fast_form["split"]["measured"] and again.fast_form["split"]["chosen"] is chosen
         assert (again.fast_form["data_parallel"], bool(again.ranks)) == ((2, True) if chosen else (1, False))
+
+
+def test_a_failed_start_is_kept_and_later_runs_stay_in_one_process_without_trying(
+    data_dir, tmp_path, threads, monkeypatch
+):
+    monkeypatch.setattr(split, "MIN_SECONDS", 0.0)
+    monkeypatch.setattr(forms, "busy", lambda device: False)
+    monkeypatch.setattr(parallel, "START_TIMEOUT", datetime.timedelta(seconds=1))  # not 90 s of waiting
+    broken = tmp_path / "broken" / "torch"  # the ranks crash importing it; this process has torch already
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("a broken install")\n')
+    path = tmp_path / "forms.json"
+    why = "the run's 2 data-parallel processes did not all start within 1 s"
+
+    def run():
+        threads(2)  # a run leaves torch at the threads it trained with
+        trainer = Trainer(validate(RUN), data_dir, "cpu", cache_dir=tmp_path, data_parallel="auto")
+        with ranks_seen() as seen:
+            trainer.run()
+        (entry_key,) = [k for k in json.loads(path.read_text()) if "|split|" in k]
+        return trainer, seen, entry_key
+
+    with monkeypatch.context() as broken_ranks:
+        broken_ranks.setenv("PYTHONPATH", str(broken.parent), prepend=os.pathsep)
+        broken_ranks.setattr(parallel, "FORK", False)  # ranks as new interpreters (as where they are not forked)
+        first, _, entry_key = run()  # timing the split: the ranks do not start
+        assert (first.fast_form["split"]["why"], first.fast_form["data_parallel"]) == (why, 1)
+        assert json.loads(path.read_text())[entry_key]["failed"] == why
+        entries = json.loads(path.read_text())  # a split timed earlier that pays: the ranks do not start
+        entries[entry_key] = {"rates": {"one": 1000.0, "split": 3000.0}, "start_seconds": 0.01}
+        path.write_text(json.dumps(entries))
+        second, _, _ = run()
+        assert (second.fast_form["split"]["why"], second.fast_form["data_parallel"]) == (why, 1)
+        assert json.loads(path.read_text())[entry_key]["failed"] == why
+    # the ranks would start now, but a later run does not try: it could wait 90 s for nothing each time
+    again, seen, _ = run()
+    facts = {"chosen": False, "measured": False, "why": f"ranks failed to start earlier: {why}"}
+    assert (again.fast_form["split"], again.fast_form["data_parallel"], seen) == (facts, 1, set())
+
+
+NOW = time.time()
+KEPT = [
+    ({"failed": "did not start", "at": NOW - 60}, True),
+    ({"failed": "did not start", "at": NOW - split.FAILED_SECONDS - 60}, False),
+    ({"failed": "did not start"}, False),
+    ({"failed": 3, "at": NOW}, False),
+    ({"failed": "did not start", "at": "yesterday"}, False),
+    ({"rates": {"one": 1000.0}, "start_seconds": 0.5}, False),
+    ([1, 2], False),
+]
+
+
+@pytest.mark.parametrize(
+    "entry, kept", KEPT, ids=["failed", "a day old", "torn", "foreign", "no time", "rates", "list"]
+)
+def test_a_failed_start_is_kept_a_day_and_a_torn_or_foreign_entry_is_timed_again(tmp_path, entry, kept):
+    path = tmp_path / "forms.json"
+    path.write_text(json.dumps({"key": entry}))
+    assert (split.saved(str(path), "key") == entry) is kept
 
 
 def test_auto_leaves_a_short_run_in_one_process_untimed(data_dir, tmp_path, threads):
@@ -154,21 +251,46 @@ def alive(pid):
         return False
 
 
+def ranks_of(parent):
+    """-> the pids of the data-parallel ranks that `parent` started and that have not exited."""
+    ranks = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != parent:
+                continue
+            if (stat.parent / "comm").read_bytes().strip() == parallel.NAME:
+                ranks.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return ranks
+
+
+@contextmanager
+def ranks_seen():
+    """-> a set that gets, while the block runs, the pids of every data-parallel rank this process starts
+    (looked for every 0.2 s: a rank lives for seconds, importing torch, and a look holds the GIL for ms)."""
+    seen, done = set(), threading.Event()
+
+    def look():
+        while not done.wait(0.2):
+            seen.update(ranks_of(os.getpid()))
+
+    watcher = threading.Thread(target=look, daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        watcher.join()
+
+
 def processes_of(run_id):
     """-> (the run's worker pid, its data-parallel ranks' pids), once the ranks have started."""
     deadline = time.time() + 60
     while time.time() < deadline:
         worker = worker_pid(run_id)
-        ranks = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-                cmdline = (stat.parent / "cmdline").read_bytes()
-            except (OSError, ValueError):
-                continue
-            if worker and ppid == worker and b"cnn.parallel" in cmdline:
-                ranks.append(int(stat.parent.name))
-        if worker and ranks:
+        ranks = ranks_of(worker) if worker else []
+        if ranks:
             return worker, ranks
         time.sleep(0.1)
     raise AssertionError(f"run {run_id}: no data-parallel ranks within 60 s")
