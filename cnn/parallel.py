@@ -191,11 +191,11 @@ def start(world, spec, floats):
     folder = tempfile.mkdtemp(prefix="cnn-dp-", dir=where())
     store = os.path.join(folder, "store")  # the rendezvous file must not exist yet
     exchange = made(os.path.join(folder, "exchange"), world, floats) if exchanges(world, floats) else None
-    shared = {"world": world, "store": store, "exchange": exchange, "floats": floats}
+    shared = {"world": world, "store": store, "exchange": exchange, "floats": floats, "parent": os.getpid()}
     procs = []
     try:
         for r in range(1, world):  # in the try: a rank that cannot be started ends those that were
-            procs.append(launch({**spec, **shared, "rank": r}))
+            procs.append(launch({**spec, **shared, "rank": r}, procs))
         group = Group(0, world, store, joined(shared, 0, lambda: all(p.poll() is None for p in procs)))
         if exchange:  # every rank mapped it before it joined: gone from /dev/shm however the run ends
             os.unlink(exchange)
@@ -206,32 +206,49 @@ def start(world, spec, floats):
         raise
 
 
-def launch(spec):
-    """-> one rank's process: forked where FORK, else a new interpreter. Its stdin is held open (it exits when
-    that closes: we are gone), its stdout is null (ours carries the run's events), its stderr the worker's log."""
-    if FORK:
-        return Forked(spec)
+def launch(spec, earlier=()):
+    """-> one rank's process: forked where FORK and no accelerator is visible, else a new interpreter. Its stdin
+    is held open (it exits when that closes: we are gone), its stdout is null (ours carries the run's events),
+    its stderr the worker's log. earlier: the ranks already started, whose stdin a forked rank must not hold."""
+    if FORK and not accelerators():
+        return Forked(spec, earlier)
     return subprocess.Popen(
         [sys.executable, "-m", "cnn.parallel", json.dumps(spec)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
     )
+
+
+def accelerators():
+    """Whether this process sees a GPU. Autograd then starts a thread per device at its first backward, even
+    of a CPU run, and a process forked after that refuses to run a backward: ranks are new interpreters."""
+    xpu = getattr(torch, "xpu", None)
+    return torch.cuda.is_available() or bool(xpu and xpu.is_available())
 
 
 class Forked:
     """A rank forked from rank 0, with what `end` and the liveness checks use of a Popen: stdin, poll, wait,
     kill, returncode."""
 
-    def __init__(self, spec):
+    def __init__(self, spec, earlier=()):
         read, write = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read)
+            os.close(write)
+            raise
         if pid == 0:  # the rank: of rank 0, only this thread and a copy of its memory
             code = 1
             try:
-                os.close(write)
+                for fd in [write] + [proc.stdin.fileno() for proc in earlier]:  # their EOF is rank 0's to give
+                    os.close(fd)
                 os.dup2(read, 0)
-                os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+                os.close(read)
+                from .worker import mute
+
+                mute(1)
                 code = rank(spec)
             except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
             except BaseException:
                 traceback.print_exc()  # to the worker's log; the sentence for the user is rank 0's to give
             finally:
@@ -242,7 +259,10 @@ class Forked:
 
     def poll(self):
         if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): gone, as Popen takes it
+                pid, status = self.pid, 0
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
@@ -316,8 +336,11 @@ def rank(spec):
         ctypes.CDLL(None).prctl(PR_SET_NAME, NAME)
     worker.exit_on_sigterm()
     worker.die_with_parent()
+    parent = spec["parent"]  # rank 0, which may have died before this rank's parent-death signal was set
+    if os.getppid() != parent:
+        return 1
+    # one thread, and so no OpenMP team: a forked rank has a copy of rank 0's thread pool but none of its threads
     torch.set_num_threads(1)
-    parent = os.getppid()  # rank 0; it may die before this rank's parent-death signal is set
     exchange = joined(spec, spec["rank"], lambda: os.getppid() == parent)
     group = Group(spec["rank"], spec["world"], spec["store"], exchange)
     try:

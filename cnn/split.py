@@ -24,8 +24,8 @@ from . import data, forms, infer, parallel
 from .augment import augment
 
 SPLIT_MARGIN = 1.1  # the split must be at least this much faster: its extra processes cost memory
-MIN_SECONDS = 8.0  # a run planned shorter than this in one process is not timed: the ranks' ~2-3 s start
-# could not be paid back by a 1.3x gain
+MIN_SECONDS = 8.0  # a run planned shorter than this in one process is not timed: the timing itself (about a
+# second: a few windows in one process, the ranks' start, their steps) would eat most of what a 1.3x gain saves
 WARM_STEPS = 3  # the first steps at the half batch's shape build its kernels
 TIMED_SECONDS = 0.3  # about how long the split is timed
 # How long a failed start of the ranks keeps later runs of its key in one process without trying: a start can
@@ -195,7 +195,8 @@ def choose(trainer, world, cache):
         batch()
         step()
 
-    one = max(forms.rate(one_step, n, t.device) for _ in range(2))  # timed now, as the split is about to be
+    # timed now, as the split is about to be; the median of a few windows, as the forms are (cnn/forms.py)
+    one = sorted(forms.rate(one_step, n, t.device) for _ in range(forms.WINDOWS))[forms.WINDOWS // 2]
     steps = max(5, min(100, round(TIMED_SECONDS * one / t.cfg.batch_size)))
     started = time.perf_counter()
     try:

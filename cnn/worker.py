@@ -108,11 +108,20 @@ def log_to(path):
     os.close(fd)
 
 
+def mute(fd):
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
+
+
 def main(argv):
     exit_on_sigterm()
     warm = argv[1] == "--warm"
     stream = os.fdopen(os.dup(1), "w", buffering=1)  # line-buffered: one event per line, sent at once
     os.dup2(2, 1)
+    # a data-parallel rank forked from this worker (cnn/parallel.py) must not hold the events pipe open (the
+    # server reads it to its end) nor write to it: its descriptor there points to /dev/null instead
+    os.register_at_fork(after_in_child=lambda: mute(stream.fileno()))
     spec_lines = queue.SimpleQueue() if warm else None
     die_with_parent(spec_lines)
 

@@ -10,7 +10,6 @@ import re
 import shutil
 import signal
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,6 +98,27 @@ def test_a_stop_ends_every_rank_at_the_same_step(data_dir, tmp_path, threads):
     trainer = trained(data_dir, tmp_path, RUN, True, (Count(),), should_stop=lambda: len(steps) >= 3)
     assert trainer.stopped and steps == [1, 2, 3]
     assert all(proc.returncode is not None for proc in trainer.ranks)
+
+
+def test_a_run_ended_abruptly_lets_each_of_three_ranks_leave_on_its_own(data_dir, tmp_path, threads):
+    # as a SIGTERM ends a worker (SystemExit in its main thread): rank 0 closes each rank's stdin, and each
+    # rank, seeing EOF, leaves at once. A forked rank holding an earlier one's stdin open would keep that one
+    # waiting until it was killed (2 s each).
+    threads(3)
+    steps = []
+
+    class Count:
+        def on_batch_end(self, trainer):
+            steps.append(trainer.step)
+            if len(steps) == 2:
+                raise SystemExit(143)
+
+    trainer = Trainer(
+        validate(RUN), data_dir, "cpu", (Count(),), cache_dir=tmp_path, autotune=False, data_parallel=True
+    )
+    with pytest.raises(SystemExit):
+        trainer.run()
+    assert len(trainer.ranks) == 2 and [proc.returncode for proc in trainer.ranks] == [0, 0]
 
 
 def test_a_rank_that_dies_fails_the_run_with_a_sentence_and_leaves_no_process(data_dir, tmp_path, threads):
@@ -267,21 +287,20 @@ def ranks_of(parent):
 
 @contextmanager
 def ranks_seen():
-    """-> a set that gets, while the block runs, the pids of every data-parallel rank this process starts
-    (looked for every 0.2 s: a rank lives for seconds, importing torch, and a look holds the GIL for ms)."""
-    seen, done = set(), threading.Event()
+    """-> a set that gets the pids of every data-parallel rank this process starts while the block runs (the
+    real parallel.launch, each process it returns noted)."""
+    seen, launch = set(), parallel.launch
 
-    def look():
-        while not done.wait(0.2):
-            seen.update(ranks_of(os.getpid()))
+    def noted(*args):
+        proc = launch(*args)
+        seen.add(proc.pid)
+        return proc
 
-    watcher = threading.Thread(target=look, daemon=True)
-    watcher.start()
+    parallel.launch = noted
     try:
         yield seen
     finally:
-        done.set()
-        watcher.join()
+        parallel.launch = launch
 
 
 def processes_of(run_id):
