@@ -257,11 +257,11 @@ def fewer_threads(steppers, rates, device):
             if not slow:  # timed again beside its fewer-thread self
                 timing[label] = steppers[label]
             for count in counts:
-                torch.set_num_threads(count)
-                timed(step, device)  # warm-up: the kernels at this thread count
                 if slow:
+                    torch.set_num_threads(count)
+                    timed(step, device)  # warm-up: the kernels at this thread count
                     rates[f"{label}/{count}t"] = n / timed(step, device)
-                else:
+                else:  # passes warms it up at each change of thread count
                     timing[f"{label}/{count}t"], threads[f"{label}/{count}t"] = steppers[label], count
     finally:
         torch.set_num_threads(allotted)

@@ -237,8 +237,8 @@ class Forked:
             os.close(write)
             raise
         if pid == 0:  # the rank: of rank 0, only this thread and a copy of its memory
-            code = 1
-            try:
+
+            def descriptors():
                 for fd in [write] + [proc.stdin.fileno() for proc in earlier]:  # their EOF is rank 0's to give
                     os.close(fd)
                 os.dup2(read, 0)
@@ -246,13 +246,8 @@ class Forked:
                 from .worker import mute
 
                 mute(1)
-                code = rank(spec)
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-            except BaseException:
-                traceback.print_exc()  # to the worker's log; the sentence for the user is rank 0's to give
-            finally:
-                os._exit(code)  # never rank 0's exit handlers, nor its buffered output
+
+            leave(spec, descriptors)
         os.close(read)
         self.pid, self.returncode = pid, None
         self.stdin = os.fdopen(write, "wb")
@@ -329,11 +324,8 @@ def rank(spec):
     from .config import validate
     from .train import Trainer
 
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_NAME = 15
-        ctypes.CDLL(None).prctl(PR_SET_NAME, NAME)
+    PR_SET_NAME = 15
+    worker.prctl(PR_SET_NAME, NAME)
     worker.exit_on_sigterm()
     worker.die_with_parent()
     parent = spec["parent"]  # rank 0, which may have died before this rank's parent-death signal was set
@@ -352,12 +344,20 @@ def rank(spec):
     return 0
 
 
-if __name__ == "__main__":
+def leave(spec, before=lambda: None):
+    """A rank's process, forked or a new interpreter: before(), then rank(spec), then the end of the process
+    with its code, never through exit handlers or buffered output (a forked rank's are rank 0's)."""
+    code = 1
     try:
-        rank(json.loads(sys.argv[1]))
+        before()
+        code = rank(spec)
     except SystemExit as exc:
-        os._exit(exc.code if isinstance(exc.code, int) else 1)
-    except Exception:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except BaseException:
         traceback.print_exc()  # to the worker's log; the sentence for the user is rank 0's to give
-        os._exit(1)
-    os._exit(0)
+    finally:
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    leave(json.loads(sys.argv[1]))

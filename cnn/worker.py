@@ -29,11 +29,8 @@ def die_with_parent(spec_lines=None):
     the worker die there, the run's log says why, as a cold worker's does."""
     # A terminal's Ctrl-C reaches the whole process group; the parent decides when we end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    PR_SET_PDEATHSIG = 1
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     def watch_stdin():  # the parent holds our stdin open; EOF means it is gone
         wanted, pending = spec_lines, b""
@@ -106,6 +103,14 @@ def log_to(path):
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+
+
+def prctl(option, arg):
+    """Linux's prctl (a process's parent-death signal, its name); elsewhere nothing."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(option, arg)
 
 
 def mute(fd):

@@ -87,16 +87,21 @@ def test_with_no_room_for_the_exchange_a_run_trains_through_gloo(data_dir, tmp_p
     assert trainer.samples_seen == 640
 
 
+class Steps:
+    """A plugin noting each step rank 0 ends."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_batch_end(self, trainer):
+        self.seen.append(trainer.step)
+
+
 def test_a_stop_ends_every_rank_at_the_same_step(data_dir, tmp_path, threads):
     threads(2)
-    steps = []
-
-    class Count:
-        def on_batch_end(self, trainer):
-            steps.append(trainer.step)
-
-    trainer = trained(data_dir, tmp_path, RUN, True, (Count(),), should_stop=lambda: len(steps) >= 3)
-    assert trainer.stopped and steps == [1, 2, 3]
+    steps = Steps()
+    trainer = trained(data_dir, tmp_path, RUN, True, (steps,), should_stop=lambda: len(steps.seen) >= 3)
+    assert trainer.stopped and steps.seen == [1, 2, 3]
     assert all(proc.returncode is not None for proc in trainer.ranks)
 
 
@@ -105,16 +110,15 @@ def test_a_run_ended_abruptly_lets_each_of_three_ranks_leave_on_its_own(data_dir
     # rank, seeing EOF, leaves at once. A forked rank holding an earlier one's stdin open would keep that one
     # waiting until it was killed (2 s each).
     threads(3)
-    steps = []
+    steps = Steps()
 
-    class Count:
-        def on_batch_end(self, trainer):
-            steps.append(trainer.step)
-            if len(steps) == 2:
-                raise SystemExit(143)
+    def sigterm():
+        if len(steps.seen) == 2:
+            raise SystemExit(143)
+        return False
 
     trainer = Trainer(
-        validate(RUN), data_dir, "cpu", (Count(),), cache_dir=tmp_path, autotune=False, data_parallel=True
+        validate(RUN), data_dir, "cpu", (steps,), sigterm, cache_dir=tmp_path, autotune=False, data_parallel=True
     )
     with pytest.raises(SystemExit):
         trainer.run()

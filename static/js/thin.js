@@ -8,6 +8,17 @@ export const BUCKETS = 1000;
 const lower = (a, b) => (b.y < a.y ? b : a);
 const higher = (a, b) => (b.y > a.y ? b : a);
 
+/** Folds lo..hi into the last of buckets where that is bucket i, else opens bucket i after it. */
+function into(buckets, i, lo, hi) {
+  const last = buckets[buckets.length - 1];
+  if (last && last.i === i) {
+    last.lo = lower(last.lo, lo);
+    last.hi = higher(last.hi, hi);
+  } else {
+    buckets.push({ i, lo, hi });
+  }
+}
+
 export class ThinLine {
   constructor() {
     this.restart(null);
@@ -42,27 +53,13 @@ export class ThinLine {
       this.merge();
       i = Math.floor(point.x / this.width);
     }
-    const last = this.buckets[this.buckets.length - 1];
-    if (last && last.i === i) {
-      last.lo = lower(last.lo, point);
-      last.hi = higher(last.hi, point);
-    } else {
-      this.buckets.push({ i, lo: point, hi: point });
-    }
+    into(this.buckets, i, point, point);
   }
 
   merge() {
     this.width *= 2;
     const merged = [];
-    for (const { i, lo, hi } of this.buckets) {
-      const last = merged[merged.length - 1];
-      if (last && last.i === i >> 1) {
-        last.lo = lower(last.lo, lo);
-        last.hi = higher(last.hi, hi);
-      } else {
-        merged.push({ i: i >> 1, lo, hi });
-      }
-    }
+    for (const { i, lo, hi } of this.buckets) into(merged, i >> 1, lo, hi);
     this.buckets = merged;
   }
 }
